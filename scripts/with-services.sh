@@ -10,4 +10,6 @@ trap '"$here/services.sh" stop "$dir"' EXIT
 env_file="$("$here/services.sh" start "$dir")"
 # shellcheck disable=SC1090
 source "$env_file"
+# Tests that need a server fail instead of skipping when it is missing.
+export SLUICE_REQUIRE_SERVICES=1
 "$@"
