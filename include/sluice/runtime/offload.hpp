@@ -58,7 +58,7 @@ class OffloadJob final : public BlockingJob,
   }
 
   void execute() noexcept override {
-    outcome_ = Outcome<Result>::capture(std::move(*fn_));
+    outcome_.store_result_of(std::move(*fn_));
     fn_.reset();  // the function's captures are destroyed on the pool thread
   }
 

@@ -37,16 +37,15 @@ class Outcome {
     return std::move(std::get<1>(state_));
   }
 
-  /// Calls `fn` and stores its result or the exception it throws.
+  /// Calls `fn` and stores its result or the exception it throws, in place,
+  /// so `T` needs no assignment operator.
   template <class F>
-  static Outcome capture(F&& fn) noexcept {
-    Outcome outcome;
+  void store_result_of(F&& fn) noexcept {
     try {
-      outcome.set_value(std::forward<F>(fn)());
+      state_.template emplace<1>(std::forward<F>(fn)());
     } catch (...) {
-      outcome.set_exception(std::current_exception());
+      set_exception(std::current_exception());
     }
-    return outcome;
   }
 
  private:
@@ -75,15 +74,13 @@ class Outcome<void> {
   }
 
   template <class F>
-  static Outcome capture(F&& fn) noexcept {
-    Outcome outcome;
+  void store_result_of(F&& fn) noexcept {
     try {
       std::forward<F>(fn)();
-      outcome.set_value();
+      set_value();
     } catch (...) {
-      outcome.set_exception(std::current_exception());
+      set_exception(std::current_exception());
     }
-    return outcome;
   }
 
  private:
