@@ -90,7 +90,8 @@ TEST(HttpServer, AnswersGetRequest) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/hello"));
+    std::string const text_1 = simple_get("/hello");
+    co_await write_text(socket, text_1);
     beast::flat_buffer buffer;
     auto [error, response] = co_await read_response(socket, buffer);
 
@@ -114,7 +115,8 @@ TEST(HttpServer, KeepAliveReusesConnection) {
     auto socket = co_await connect_to(server.port());
     beast::flat_buffer buffer;
     for (int index = 1; index <= 3; ++index) {
-      co_await write_text(socket, simple_get("/k"));
+      std::string const text_2 = simple_get("/k");
+      co_await write_text(socket, text_2);
       auto [error, response] = co_await read_response(socket, buffer);
       EXPECT_FALSE(error) << error.message();
       EXPECT_EQ(response.body(), "/k conn=1 req=" + std::to_string(index) + " body=");
@@ -135,7 +137,8 @@ TEST(HttpServer, PipelinedRequestsAnswerInOrder) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/first") + simple_get("/second"));
+    std::string const text_3 = simple_get("/first") + simple_get("/second");
+    co_await write_text(socket, text_3);
     beast::flat_buffer buffer;
     auto [first_error, first] = co_await read_response(socket, buffer);
     auto [second_error, second] = co_await read_response(socket, buffer);
@@ -202,7 +205,8 @@ TEST(HttpServer, MalformedRequestGets400) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, "GET /\x01 what\r\n\r\n");
+    std::string const text_4 = "GET /\x01 what\r\n\r\n";
+    co_await write_text(socket, text_4);
     beast::flat_buffer buffer;
     auto [error, response] = co_await read_response(socket, buffer);
     auto rest = co_await read_until_closed(socket, 5s);
@@ -224,7 +228,8 @@ TEST(HttpServer, PartialHeaderTimesOutWith408) {
 
     auto socket = co_await connect_to(server.port());
     auto const start = std::chrono::steady_clock::now();
-    co_await write_text(socket, "GET / HTTP/1.1\r\nHost: x\r\n");
+    std::string const text_5 = "GET / HTTP/1.1\r\nHost: x\r\n";
+    co_await write_text(socket, text_5);
     auto result = co_await read_until_closed(socket, 5s);
     auto const elapsed = std::chrono::steady_clock::now() - start;
 
@@ -262,7 +267,8 @@ TEST(HttpServer, SlowBodyTimesOutWith408) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+    std::string const text_6 = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc";
+    co_await write_text(socket, text_6);
     auto result = co_await read_until_closed(socket, 5s);
 
     EXPECT_EQ(result.error, asio::error::eof) << result.error.message();
@@ -280,7 +286,8 @@ TEST(HttpServer, IdleTimeoutClosesKeepAlive) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/"));
+    std::string const text_7 = simple_get("/");
+    co_await write_text(socket, text_7);
     beast::flat_buffer buffer;
     auto [error, response] = co_await read_response(socket, buffer);
     auto const start = std::chrono::steady_clock::now();
@@ -304,7 +311,8 @@ TEST(HttpServer, CloseAfterActionClosesConnection) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/"));
+    std::string const text_8 = simple_get("/");
+    co_await write_text(socket, text_8);
     beast::flat_buffer buffer;
     auto [error, response] = co_await read_response(socket, buffer);
     auto rest = co_await read_until_closed(socket, 5s);
@@ -326,7 +334,8 @@ TEST(HttpServer, ResetActionSendsRst) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/"));
+    std::string const text_9 = simple_get("/");
+    co_await write_text(socket, text_9);
     auto result = co_await read_until_closed(socket, 5s);
 
     EXPECT_EQ(result.error, asio::error::connection_reset) << result.error.message();
@@ -346,7 +355,8 @@ TEST(HttpServer, CutBodyActionSendsPartialBody) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/"));
+    std::string const text_10 = simple_get("/");
+    co_await write_text(socket, text_10);
     auto result = co_await read_until_closed(socket, 5s);
     auto const header_end = result.data.find("\r\n\r\n");
 
@@ -370,14 +380,16 @@ TEST(HttpServer, BlackHoleActionNeverAnswers) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/"));
+    std::string const text_11 = simple_get("/");
+    co_await write_text(socket, text_11);
     auto result = co_await read_until_closed(socket, 500ms);
     EXPECT_EQ(result.error, asio::error::timed_out) << result.error.message();
     EXPECT_EQ(result.data, "");
     EXPECT_EQ(server.stats().connections_open, 1u);
 
     socket.close();
-    bool const closed = co_await eventually([&] { return server.stats().connections_open == 0; });
+    auto const condition_12 = [&] { return server.stats().connections_open == 0; };
+    bool const closed = co_await eventually(condition_12);
     EXPECT_TRUE(closed);
     server.stop(0ms);
     co_await server.wait_stopped();
@@ -392,8 +404,10 @@ TEST(HttpServer, StopClosesBlackHoledConnection) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/"));
-    bool const handled = co_await eventually([&] { return server.stats().requests == 1; });
+    std::string const text_13 = simple_get("/");
+    co_await write_text(socket, text_13);
+    auto const condition_14 = [&] { return server.stats().requests == 1; };
+    bool const handled = co_await eventually(condition_14);
     server.stop(10s);
     auto result = co_await read_until_closed(socket, 5s);
     co_await server.wait_stopped();
@@ -418,12 +432,14 @@ TEST(HttpServer, AcceptHookResetsBeforeRead) {
 
     // The RST may arrive before the client's connect completes.
     tcp::socket socket(executor);
-    auto [connect_error] = co_await socket.async_connect({asio::ip::make_address("127.0.0.1"), server.port()}, use_tuple);
+    tcp::endpoint const endpoint{asio::ip::make_address("127.0.0.1"), server.port()};
+    auto [connect_error] = co_await socket.async_connect(endpoint, use_tuple);
     ReadUntilClosed result{.error = connect_error, .data = {}};
     if (!connect_error) {
       result = co_await read_until_closed(socket, 5s);
     }
-    bool const finished = co_await eventually([&] { return hook_calls == 1; });
+    auto const condition_15 = [&] { return hook_calls == 1; };
+    bool const finished = co_await eventually(condition_15);
 
     EXPECT_EQ(result.error, asio::error::connection_reset) << result.error.message();
     EXPECT_TRUE(finished);
@@ -443,7 +459,8 @@ TEST(HttpServer, AcceptHookBlackHoleNeverReads) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/"));
+    std::string const text_16 = simple_get("/");
+    co_await write_text(socket, text_16);
     auto result = co_await read_until_closed(socket, 300ms);
 
     EXPECT_EQ(result.error, asio::error::timed_out) << result.error.message();
@@ -465,7 +482,8 @@ TEST(HttpServer, HandlerExceptionGives500) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/"));
+    std::string const text_17 = simple_get("/");
+    co_await write_text(socket, text_17);
     beast::flat_buffer buffer;
     auto [error, response] = co_await read_response(socket, buffer);
 
@@ -485,10 +503,12 @@ TEST(HttpServer, ExpectContinueGetsInterimResponse) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, "POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    std::string const text_18 = "POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    co_await write_text(socket, text_18);
     std::string interim(25, '\0');
     co_await asio::async_read(socket, asio::buffer(interim), asio::use_awaitable);
-    co_await write_text(socket, "12345");
+    std::string const text_19 = "12345";
+    co_await write_text(socket, text_19);
     beast::flat_buffer buffer;
     auto [error, response] = co_await read_response(socket, buffer);
 
@@ -519,13 +539,15 @@ TEST(HttpServer, GracefulStopFinishesInFlightRequest) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(port);
-    co_await write_text(socket, simple_get("/slow"));
+    std::string const text_20 = simple_get("/slow");
+    co_await write_text(socket, text_20);
     while (!handler_started) {
       co_await started.wait();
     }
     server.stop(5s);
     tcp::socket late(executor);
-    auto [connect_error] = co_await late.async_connect({asio::ip::make_address("127.0.0.1"), port}, use_tuple);
+    tcp::endpoint const endpoint{asio::ip::make_address("127.0.0.1"), port};
+    auto [connect_error] = co_await late.async_connect(endpoint, use_tuple);
     beast::flat_buffer buffer;
     auto [error, response] = co_await read_response(socket, buffer);
     co_await server.wait_stopped();
@@ -559,8 +581,10 @@ TEST(HttpServer, StopDeadlineCancelsHandler) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/forever"));
-    bool const started = co_await eventually([&] { return handler_started; });
+    std::string const text_21 = simple_get("/forever");
+    co_await write_text(socket, text_21);
+    auto const condition_22 = [&] { return handler_started; };
+    bool const started = co_await eventually(condition_22);
     auto const stop_time = std::chrono::steady_clock::now();
     server.stop(100ms);
     auto result = co_await read_until_closed(socket, 5s);
@@ -583,7 +607,8 @@ TEST(HttpServer, StopClosesIdleConnectionsAtOnce) {
     spawn_server(executor, server);
 
     auto socket = co_await connect_to(server.port());
-    co_await write_text(socket, simple_get("/"));
+    std::string const text_23 = simple_get("/");
+    co_await write_text(socket, text_23);
     beast::flat_buffer buffer;
     auto [error, response] = co_await read_response(socket, buffer);
     auto const stop_time = std::chrono::steady_clock::now();
@@ -606,11 +631,13 @@ TEST(HttpServer, MaxConnectionsDelaysAccept) {
     spawn_server(executor, server);
 
     auto first = co_await connect_to(server.port());
-    co_await write_text(first, simple_get("/a"));
+    std::string const text_24 = simple_get("/a");
+    co_await write_text(first, text_24);
     beast::flat_buffer first_buffer;
     auto [first_error, first_response] = co_await read_response(first, first_buffer);
     auto second = co_await connect_to(server.port());
-    co_await write_text(second, simple_get("/b"));
+    std::string const text_25 = simple_get("/b");
+    co_await write_text(second, text_25);
     beast::flat_buffer second_buffer;
     auto early = co_await read_response_within(second, second_buffer, 300ms);
     first.close();
