@@ -1,8 +1,13 @@
 #include <sluice/runtime/semaphore.hpp>
 
+#include <mutex>
 #include <stdexcept>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
@@ -55,8 +60,95 @@ SemaphoreClosed::SemaphoreClosed(const std::string& semaphore_name)
 
 namespace detail {
 
+// Tracks the semaphores of one execution context, so that its shutdown can
+// destroy the waiters it does not know about: their handlers (coroutine
+// frames) live in the semaphores' queues, not in Asio's.
+class SemaphoreService final : public boost::asio::execution_context::service {
+ public:
+  static boost::asio::execution_context::id id;
+
+  explicit SemaphoreService(boost::asio::execution_context& context)
+      : boost::asio::execution_context::service(context) {}
+
+  void add(SemaphoreState* state) {
+    std::lock_guard lock(mutex_);
+    state->service_next_ = head_;
+    if (head_ != nullptr) {
+      head_->service_previous_ = state;
+    }
+    head_ = state;
+  }
+
+  void remove(SemaphoreState* state) {
+    std::lock_guard lock(mutex_);
+    if (state->service_previous_ != nullptr) {
+      state->service_previous_->service_next_ = state->service_next_;
+    } else {
+      head_ = state->service_next_;
+    }
+    if (state->service_next_ != nullptr) {
+      state->service_next_->service_previous_ = state->service_previous_;
+    }
+  }
+
+ private:
+  void shutdown() override {
+    std::vector<SemaphoreState*> states;
+    {
+      std::lock_guard lock(mutex_);
+      for (SemaphoreState* state = head_; state != nullptr; state = state->service_next_) {
+        state->service_ = nullptr;
+        states.push_back(state);
+      }
+      head_ = nullptr;
+    }
+    // Keep every state alive while the waiters are destroyed, because a
+    // destroyed frame may drop the last permit of another semaphore.
+    for (SemaphoreState* state : states) {
+      state->add_reference();
+    }
+    for (SemaphoreState* state : states) {
+      state->shut_down();
+    }
+    for (SemaphoreState* state : states) {
+      state->remove_reference();
+    }
+  }
+
+  std::mutex mutex_;
+  SemaphoreState* head_ = nullptr;
+};
+
+boost::asio::execution_context::id SemaphoreService::id;
+
 SemaphoreState::SemaphoreState(boost::asio::any_io_executor executor, std::size_t capacity, std::string name)
-    : executor_(std::move(executor)), name_(std::move(name)), capacity_(capacity), available_(capacity) {}
+    : service_(&boost::asio::use_service<SemaphoreService>(boost::asio::query(executor, boost::asio::execution::context))),
+      executor_(std::move(executor)),
+      name_(std::move(name)),
+      capacity_(capacity),
+      available_(capacity) {
+  service_->add(this);
+}
+
+SemaphoreState::~SemaphoreState() {
+  if (service_ != nullptr) {
+    service_->remove(this);
+  }
+}
+
+void SemaphoreState::shut_down() noexcept {
+  closed_ = true;
+  std::vector<SemaphoreWaiter*> waiters;
+  while (head_ != nullptr) {
+    SemaphoreWaiter* waiter = head_;
+    unlink(waiter);
+    waiter->clear_cancellation();
+    waiters.push_back(waiter);
+  }
+  for (SemaphoreWaiter* waiter : waiters) {
+    waiter->destroy();
+  }
+}
 
 void SemaphoreState::remove_reference() noexcept {
   if (--references_ == 0) {

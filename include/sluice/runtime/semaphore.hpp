@@ -66,9 +66,15 @@ class SemaphoreWaiter {
   // Posts the caller's handler with the result and frees this node.
   virtual void complete(const boost::system::error_code& error, Permit permit) = 0;
 
+  // Frees this node and the caller's handler without invoking it. Used
+  // when the io_context shuts down, as Asio does for its own operations.
+  virtual void destroy() noexcept = 0;
+
  protected:
   ~SemaphoreWaiter() = default;
 };
+
+class SemaphoreService;
 
 // State shared by a Semaphore and its permits. Loop-affine: no locking.
 // Reference-counted by hand (the Semaphore holds one reference, each
@@ -76,6 +82,7 @@ class SemaphoreWaiter {
 class SemaphoreState {
  public:
   SemaphoreState(boost::asio::any_io_executor executor, std::size_t capacity, std::string name);
+  ~SemaphoreState();
   SemaphoreState(const SemaphoreState&) = delete;
   SemaphoreState& operator=(const SemaphoreState&) = delete;
 
@@ -98,9 +105,20 @@ class SemaphoreState {
   void release(std::size_t count);
   void close();
 
+  // Called by the service when the io_context shuts down: closes the
+  // semaphore and destroys its waiters without completing them.
+  void shut_down() noexcept;
+
  private:
+  friend class SemaphoreService;
+
   void unlink(SemaphoreWaiter* waiter) noexcept;
   void grant_waiters();
+
+  // Null once the service has shut down.
+  SemaphoreService* service_;
+  SemaphoreState* service_previous_ = nullptr;
+  SemaphoreState* service_next_ = nullptr;
 
   boost::asio::any_io_executor executor_;
   std::string name_;
@@ -180,8 +198,10 @@ class SemaphoreClosed : public boost::system::system_error {
 /// and its permits on the thread that runs its executor.
 ///
 /// Lifetime: destroy the semaphore before its `io_context`. Destroying it
-/// closes it (waiters complete with `SemaphoreErrc::closed`); outstanding
-/// permits stay valid and release into nothing.
+/// closes it (waiters complete with `SemaphoreErrc::closed`), and
+/// outstanding permits stay valid. When the io_context shuts down, queued
+/// waiters are destroyed without completing, like Asio's own pending
+/// operations, so their coroutine frames are freed.
 class Semaphore {
  public:
   /// Creates a semaphore with `permits` free permits. `name` appears in
@@ -288,6 +308,12 @@ class Semaphore::WaiterOperation final : public detail::SemaphoreWaiter {
     if (slot_.is_connected()) {
       slot_.clear();
     }
+  }
+
+  void destroy() noexcept override {
+    OwnAllocator allocator(boost::asio::get_associated_allocator(handler_, boost::asio::recycling_allocator<void>()));
+    this->~WaiterOperation();
+    std::allocator_traits<OwnAllocator>::deallocate(allocator, this, 1);
   }
 
   void complete(const boost::system::error_code& error, Permit permit) override {

@@ -374,3 +374,44 @@ TEST(Semaphore, RandomCancellationsKeepPermitCountExact) {
   EXPECT_GT(counts.race_won_by_timer, 0);
   EXPECT_GT(counts.race_won_by_acquire, 0);
 }
+
+TEST(Semaphore, PermitOutlivesContext) {
+  // Waiters still queued when the io_context is destroyed are destroyed
+  // with it (their frames freed, so no leak under ASan), and a permit that
+  // outlives the io_context can still be dropped.
+  auto io = std::make_unique<asio::io_context>();
+  std::optional<Permit> held;
+  int closed_count = 0;
+  {
+    Semaphore semaphore(io->get_executor(), 1, "shutdown");
+    held = semaphore.try_acquire();
+    std::exception_ptr error;
+    for (int i = 0; i < 3; ++i) {
+      asio::co_spawn(*io, acquire_expect_closed(&semaphore, &closed_count), ErrorSink{&error});
+    }
+    io->poll();
+    EXPECT_EQ(semaphore.waiters(), 3u);
+    io->stop();
+  }
+  io.reset();
+  held.reset();
+  EXPECT_EQ(closed_count, 0);
+}
+
+TEST(Semaphore, ContextShutdownDestroysQueuedFrames) {
+  auto io = std::make_unique<asio::io_context>();
+  auto semaphore = std::make_unique<Semaphore>(io->get_executor(), 1, "parked");
+  std::optional<Permit> held = semaphore->try_acquire();
+  int closed_count = 0;
+  std::exception_ptr error;
+  for (int i = 0; i < 3; ++i) {
+    asio::co_spawn(*io, acquire_expect_closed(semaphore.get(), &closed_count), ErrorSink{&error});
+  }
+  io->poll();
+  EXPECT_EQ(semaphore->waiters(), 3u);
+  io.reset();
+  EXPECT_EQ(semaphore->waiters(), 0u);
+  EXPECT_EQ(closed_count, 0);
+  held.reset();
+  semaphore.reset();
+}

@@ -91,7 +91,7 @@ asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration duration) {
 TEST(TaskGroup, MillionItemsStayWithinLimit) {
   constexpr int kItems = 1'000'000;
   constexpr int kLimit = 100;
-  constexpr long kMaxGrowthKib = 16 * 1024;
+  [[maybe_unused]] constexpr long kMaxGrowthKib = 16 * 1024;
   InFlight flight;
   long baseline_kib = status_kib("VmRSS");
   long peak_kib = baseline_kib;
