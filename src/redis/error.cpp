@@ -1,6 +1,7 @@
 #include <sluice/redis/error.hpp>
 
 #include <string>
+#include <utility>
 
 namespace sluice::redis {
 namespace {
@@ -48,7 +49,8 @@ std::error_code make_error_code(Errc code) noexcept {
   return {static_cast<int>(code), error_category()};
 }
 
-Error::Error(Errc code, const std::string& message) : std::system_error(make_error_code(code), message) {}
+Error::Error(Errc code, std::string message)
+    : std::system_error(make_error_code(code), message), message_(std::move(message)) {}
 
 ServerError::ServerError(std::string_view command, std::string_view message)
     : std::runtime_error("redis " + std::string(command) + " failed: " + std::string(message)),

@@ -44,9 +44,14 @@ std::error_code make_error_code(Errc code) noexcept;
 /// contains a password.
 class Error : public std::system_error {
  public:
-  Error(Errc code, const std::string& message);
+  Error(Errc code, std::string message);
 
   Errc errc() const noexcept { return static_cast<Errc>(code().value()); }
+  /// The message given at construction, without the category's text.
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
 };
 
 /// An error reply from Redis, thrown by the typed wrappers (`get`, `set`, ...)
