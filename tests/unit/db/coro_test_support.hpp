@@ -15,6 +15,15 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
+/// ASSERT_EQ for coroutine bodies (gtest's ASSERT_* use `return`).
+#define SLUICE_CO_ASSERT_EQ(a, b) \
+  do {                            \
+    EXPECT_EQ(a, b);              \
+    if (!((a) == (b))) {          \
+      co_return;                  \
+    }                             \
+  } while (false)
+
 namespace sluice::db::testing {
 
 /// The longest any test body may run before the test fails.

@@ -1,0 +1,362 @@
+#include <sluice/db/sqlite.hpp>
+
+#include <charconv>
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <sluice/runtime/offload.hpp>
+
+namespace sluice::db {
+namespace asio = boost::asio;
+
+namespace {
+
+std::int64_t parse_number(std::string_view text, std::string_view key) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size() || value < 0) {
+    throw UrlError(fmt::format("invalid database URL parameter {}=`{}`: expected a non-negative integer", key, text));
+  }
+  return value;
+}
+
+// Resets a statement for its next use whatever happens during a step.
+struct StatementReset {
+  sqlite3_stmt* statement;
+  ~StatementReset() {
+    sqlite3_reset(statement);
+    sqlite3_clear_bindings(statement);
+  }
+};
+
+// Returns the argument number a placeholder refers to: `$3` -> 3, `?` at
+// position 2 -> 2, `?5` -> 5; 0 for a form sluice does not accept.
+std::size_t placeholder_number(const char* name, int position) {
+  if (name == nullptr) {
+    return static_cast<std::size_t>(position);
+  }
+  const std::string_view text(name);
+  if (text.size() < 2 || (text[0] != '$' && text[0] != '?')) {
+    return 0;
+  }
+  std::size_t number = 0;
+  const auto [end, error] = std::from_chars(text.data() + 1, text.data() + text.size(), number);
+  if (error != std::errc{} || end != text.data() + text.size()) {
+    return 0;
+  }
+  return number;
+}
+
+}  // namespace
+
+SqliteOptions sqlite_options_from_url(DatabaseUrl& url, SqliteOptions options) {
+  for (const auto& [key, value] : url.parameters) {
+    if (key == "busy_timeout") {
+      options.busy_timeout = std::chrono::milliseconds{parse_number(value, key)};
+    } else if (key == "readers") {
+      options.readers = static_cast<std::size_t>(parse_number(value, key));
+    } else if (key == "statement_cache_size") {
+      options.statement_cache_size = static_cast<std::size_t>(parse_number(value, key));
+    } else if (key == "synchronous") {
+      if (value != "OFF" && value != "NORMAL" && value != "FULL" && value != "EXTRA") {
+        throw UrlError(fmt::format("invalid database URL parameter synchronous=`{}`: expected OFF, NORMAL, FULL or EXTRA",
+                                   value));
+      }
+      options.synchronous = value;
+    } else {
+      throw UrlError(fmt::format(
+          "invalid database URL `{}`: unknown SQLite parameter `{}` (known: busy_timeout, readers, "
+          "statement_cache_size, synchronous)",
+          url.redacted(), key));
+    }
+  }
+  url.parameters.clear();
+  return options;
+}
+
+// --- SqliteConnection --------------------------------------------------------------
+
+SqliteConnection::SqliteConnection(runtime::BlockingPool& pool, const SqliteOptions& options, bool writer)
+    : pool_(pool), options_(options), writer_(writer) {}
+
+SqliteConnection::~SqliteConnection() { close_blocking(); }
+
+void SqliteConnection::throw_error(int code, std::string_view sql) const {
+  const int extended = db_ != nullptr ? sqlite3_extended_errcode(db_) : code;
+  const char* message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(code);
+  throw SqlError(fmt::format("{} (SQLite error {}: {}; statement `{}`)", message, extended, sqlite3_errstr(code),
+                             sql.substr(0, 200)),
+                 "", extended);
+}
+
+void SqliteConnection::open_blocking(const std::string& path) {
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    close_blocking();
+    throw ConnectError(fmt::format("cannot open SQLite database `{}`: {}", path, message));
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, static_cast<int>(options_.busy_timeout.count()));
+
+  // WAL lets readers run while the writer writes; the setting is stored in
+  // the file, so setting it again is cheap. In-memory databases ignore it.
+  try {
+    if (path != ":memory:") {
+      exec_blocking("PRAGMA journal_mode=WAL");
+    }
+    exec_blocking(fmt::format("PRAGMA synchronous={}", options_.synchronous).c_str());
+    exec_blocking("PRAGMA foreign_keys=ON");
+    if (!writer_) {
+      exec_blocking("PRAGMA query_only=ON");
+    }
+  } catch (const SqlError& e) {
+    close_blocking();
+    throw ConnectError(fmt::format("cannot set up SQLite database `{}`: {}", path, e.what()));
+  }
+}
+
+void SqliteConnection::close_blocking() noexcept {
+  for (auto& [sql, cached] : statements_) {
+    sqlite3_finalize(cached.statement);
+  }
+  statements_.clear();
+  statement_lru_.clear();
+  if (db_ != nullptr) {
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+  }
+}
+
+void SqliteConnection::exec_blocking(const char* sql) {
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &error);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(error);
+    throw_error(rc, sql);
+  }
+}
+
+sqlite3_stmt* SqliteConnection::prepare_blocking(const std::string& sql) {
+  if (auto it = statements_.find(sql); it != statements_.end()) {
+    statement_lru_.splice(statement_lru_.begin(), statement_lru_, it->second.lru);
+    return it->second.statement;
+  }
+  sqlite3_stmt* statement = nullptr;
+  const char* tail = nullptr;
+  const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size() + 1), SQLITE_PREPARE_PERSISTENT,
+                                    &statement, &tail);
+  if (rc != SQLITE_OK) {
+    throw_error(rc, sql);
+  }
+  if (statement == nullptr) {
+    throw SqlError(fmt::format("the statement `{}` is empty", sql.substr(0, 200)), "", SQLITE_MISUSE);
+  }
+  if (tail != nullptr && std::string_view(tail).find_first_not_of(" \t\r\n;") != std::string_view::npos) {
+    sqlite3_finalize(statement);
+    throw SqlError(fmt::format("`{}` holds more than one statement; use execute_script()", sql.substr(0, 200)), "",
+                   SQLITE_MISUSE);
+  }
+
+  if (statements_.size() >= options_.statement_cache_size && !statement_lru_.empty()) {
+    auto oldest = statements_.find(statement_lru_.back());
+    sqlite3_finalize(oldest->second.statement);
+    statements_.erase(oldest);
+    statement_lru_.pop_back();
+  }
+  statement_lru_.push_front(sql);
+  statements_.emplace(sql, Cached{statement, statement_lru_.begin()});
+  return statement;
+}
+
+ResultSet SqliteConnection::step_blocking(const std::string& sql, const Params& params) {
+  sqlite3_stmt* statement = prepare_blocking(sql);
+  StatementReset reset{statement};
+
+  const int count = sqlite3_bind_parameter_count(statement);
+  for (int i = 1; i <= count; ++i) {
+    const char* name = sqlite3_bind_parameter_name(statement, i);
+    const std::size_t number = placeholder_number(name, i);
+    if (number == 0) {
+      throw SqlError(fmt::format("unsupported placeholder `{}` in `{}`; use $1, $2, ...", name, sql.substr(0, 200)),
+                     "", SQLITE_RANGE);
+    }
+    if (number > params.size()) {
+      throw SqlError(fmt::format("placeholder ${} has no argument ({} given) in `{}`", number, params.size(),
+                                 sql.substr(0, 200)),
+                     "", SQLITE_RANGE);
+    }
+    const Param& param = params[number - 1];
+    int rc = SQLITE_OK;
+    switch (param.kind) {
+      case Param::Kind::null:
+        rc = sqlite3_bind_null(statement, i);
+        break;
+      case Param::Kind::boolean:
+      case Param::Kind::integer:
+        rc = sqlite3_bind_int64(statement, i, param.integer);
+        break;
+      case Param::Kind::real:
+        rc = sqlite3_bind_double(statement, i, param.real);
+        break;
+      case Param::Kind::text:
+        rc = sqlite3_bind_text64(statement, i, param.bytes.data(), param.bytes.size(), SQLITE_STATIC, SQLITE_UTF8);
+        break;
+      case Param::Kind::blob:
+        rc = sqlite3_bind_blob64(statement, i, param.bytes.data(), param.bytes.size(), SQLITE_STATIC);
+        break;
+    }
+    if (rc != SQLITE_OK) {
+      throw_error(rc, sql);
+    }
+  }
+
+  ResultSet result;
+  const int columns = sqlite3_column_count(statement);
+  std::vector<std::string> names;
+  names.reserve(static_cast<std::size_t>(columns));
+  for (int c = 0; c < columns; ++c) {
+    names.emplace_back(sqlite3_column_name(statement, c));
+  }
+  result.set_columns(std::move(names));
+
+  for (;;) {
+    const int rc = sqlite3_step(statement);
+    if (rc == SQLITE_DONE) {
+      break;
+    }
+    if (rc != SQLITE_ROW) {
+      throw_error(rc, sql);
+    }
+    for (int c = 0; c < columns; ++c) {
+      Cell cell;
+      switch (sqlite3_column_type(statement, c)) {
+        case SQLITE_INTEGER:
+          cell.type = Cell::Type::integer;
+          cell.integer = sqlite3_column_int64(statement, c);
+          break;
+        case SQLITE_FLOAT:
+          cell.type = Cell::Type::real;
+          cell.real = sqlite3_column_double(statement, c);
+          break;
+        case SQLITE_TEXT:
+        case SQLITE_BLOB: {
+          const bool text = sqlite3_column_type(statement, c) == SQLITE_TEXT;
+          const void* data = text ? static_cast<const void*>(sqlite3_column_text(statement, c))
+                                  : sqlite3_column_blob(statement, c);
+          cell.type = text ? Cell::Type::text : Cell::Type::blob;
+          cell.size = static_cast<std::size_t>(sqlite3_column_bytes(statement, c));
+          // Offset now, pointer after the buffer stops growing.
+          cell.integer = static_cast<std::int64_t>(result.append_owned_bytes(data, cell.size));
+          break;
+        }
+        default:
+          break;
+      }
+      result.push_cell(cell);
+    }
+  }
+  result.finish_owned_bytes();
+  if (sqlite3_stmt_readonly(statement) == 0) {
+    result.set_affected_rows(static_cast<std::uint64_t>(sqlite3_changes64(db_)));
+  }
+  return result;
+}
+
+asio::awaitable<void> SqliteConnection::before_statement() {
+  if (db_ == nullptr || broken_) {
+    throw ConnectionLostError("SQLite connection is closed after an earlier failure");
+  }
+  if (in_flight_) {
+    throw DbError("a statement is already running on this connection; run statements one at a time");
+  }
+  if (rollback_pending_) {
+    rollback_pending_ = false;
+    transaction_open_ = false;
+    auto rollback = [this] {
+      if (sqlite3_get_autocommit(db_) == 0) {
+        exec_blocking("ROLLBACK");
+      }
+    };
+    co_await runtime::offload(pool_, std::move(rollback));
+  }
+}
+
+asio::awaitable<ResultSet> SqliteConnection::run(std::string sql, Params params, bool /*want_rows*/) {
+  co_await before_statement();
+  in_flight_ = true;
+  struct Done {
+    bool* flag;
+    ~Done() { *flag = false; }
+  } done{&in_flight_};
+  // offload() waits for a started job even when cancelled, so the
+  // references to this frame's locals stay valid.
+  auto job = [this, &sql, &params] { return step_blocking(sql, params); };
+  co_return co_await runtime::offload(pool_, std::move(job));
+}
+
+asio::awaitable<std::uint64_t> SqliteConnection::run_count(std::string sql, Params params) {
+  ResultSet result = co_await run(std::move(sql), std::move(params), false);
+  co_return result.affected_rows();
+}
+
+asio::awaitable<void> SqliteConnection::run_script(std::string sql) {
+  co_await before_statement();
+  in_flight_ = true;
+  struct Done {
+    bool* flag;
+    ~Done() { *flag = false; }
+  } done{&in_flight_};
+  auto job = [this, &sql] { exec_blocking(sql.c_str()); };
+  co_await runtime::offload(pool_, std::move(job));
+}
+
+asio::awaitable<void> SqliteConnection::reset(ResetOnReturn mode) {
+  const bool commit = mode == ResetOnReturn::commit && !rollback_pending_;
+  rollback_pending_ = false;
+  transaction_open_ = false;
+  auto finish = [this, commit] {
+    if (sqlite3_get_autocommit(db_) == 0) {
+      exec_blocking(commit ? "COMMIT" : "ROLLBACK");
+    }
+  };
+  co_await runtime::offload(pool_, std::move(finish));
+}
+
+ReturnState SqliteConnection::return_state() const noexcept {
+  if (db_ == nullptr || broken_) {
+    return ReturnState::broken;
+  }
+  if (in_flight_) {
+    return ReturnState::busy;
+  }
+  if (rollback_pending_ || transaction_open_ || sqlite3_get_autocommit(db_) == 0) {
+    return ReturnState::in_transaction;
+  }
+  return ReturnState::clean;
+}
+
+// --- SqliteDriver ---------------------------------------------------------------------
+
+SqliteDriver::SqliteDriver(DatabaseUrl url, SqliteOptions options, bool writer)
+    : url_(std::move(url)), options_(sqlite_options_from_url(url_, std::move(options))), writer_(writer) {
+  if (url_.backend != Backend::sqlite) {
+    throw UrlError(fmt::format("SqliteDriver needs a sqlite:// URL, not `{}`", url_.redacted()));
+  }
+  if (options_.blocking_pool == nullptr) {
+    throw DbError("SQLite needs a blocking pool: set SqliteOptions::blocking_pool");
+  }
+}
+
+asio::awaitable<std::unique_ptr<SqliteConnection>> SqliteDriver::connect(Clock::time_point /*deadline*/) {
+  auto conn = std::make_unique<SqliteConnection>(*options_.blocking_pool, options_, writer_);
+  auto open = [raw = conn.get(), path = url_.database] { raw->open_blocking(path); };
+  co_await runtime::offload(*options_.blocking_pool, std::move(open));
+  co_return conn;
+}
+
+void SqliteDriver::close(std::unique_ptr<SqliteConnection> conn) noexcept { conn->close_blocking(); }
+
+}  // namespace sluice::db

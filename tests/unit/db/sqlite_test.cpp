@@ -1,0 +1,210 @@
+#include <sluice/db/database.hpp>
+
+#include <filesystem>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <sluice/runtime/blocking_pool.hpp>
+
+#include "unit/db/coro_test_support.hpp"
+
+namespace sluice::db::testing {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// A fresh directory under the system temp dir, removed afterwards.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& name)
+      : path_(std::filesystem::temp_directory_path() / ("sluice-db-" + std::to_string(::getpid()) + "-" + name)) {
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string url(const std::string& file) const { return "sqlite:///" + (path_ / file).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+DatabaseOptions sqlite_options(runtime::BlockingPool& blocking) {
+  DatabaseOptions options;
+  options.sqlite.blocking_pool = &blocking;
+  options.pool.hold_warning_threshold = 0ms;
+  return options;
+}
+
+TEST(Sqlite, RoundTripsTypes) {
+  TempDir dir("types");
+  asio::io_context ioc;
+  runtime::BlockingPool blocking(3);
+  run_on(ioc, [&]() -> asio::awaitable<void> {
+    Database db(ioc.get_executor(), dir.url("types.db"), sqlite_options(blocking));
+    co_await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, ok INTEGER, data BLOB)");
+    const Blob data{std::byte{0}, std::byte{0xff}, std::byte{7}};
+    const std::optional<std::string> no_name;
+    const auto inserted = co_await db.execute("INSERT INTO t VALUES ($1, $2, $3, $4, $5), ($6, $7, NULL, NULL, NULL)",
+                                              1, "ann", 2.5, true, data, 2, no_name);
+    auto rows = co_await db.query("SELECT id, name, score, ok, data FROM t ORDER BY id");
+
+    EXPECT_EQ(inserted, 2u);
+    SLUICE_CO_ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].get<std::int64_t>(0), 1);
+    EXPECT_EQ(rows[0].get<std::string>("name"), "ann");
+    EXPECT_DOUBLE_EQ(rows[0].get<double>("score"), 2.5);
+    EXPECT_TRUE(rows[0].get<bool>("ok"));
+    EXPECT_EQ(rows[0].get<Blob>("data"), data);
+    EXPECT_EQ(rows[1].get<std::optional<std::string>>("name"), std::nullopt);
+    EXPECT_THROW(rows[1].get<std::string>("name"), ResultError);
+    EXPECT_THROW(rows[0].get<std::int64_t>("missing"), ResultError);
+    co_await db.close();
+  });
+}
+
+TEST(Sqlite, PlaceholdersBindByNumber) {
+  asio::io_context ioc;
+  runtime::BlockingPool blocking(2);
+  run_on(ioc, [&]() -> asio::awaitable<void> {
+    Database db(ioc.get_executor(), "sqlite://:memory:", sqlite_options(blocking));
+    auto rows = co_await db.query("SELECT $2 AS b, $1 AS a, $2 AS b2", 10, 20);
+
+    EXPECT_EQ(rows.at(0).get<int>("a"), 10);
+    EXPECT_EQ(rows.at(0).get<int>("b"), 20);
+    EXPECT_EQ(rows.at(0).get<int>("b2"), 20);
+    bool rejected = false;
+    try {
+      co_await db.query("SELECT :name", 1);
+    } catch (const SqlError& e) {
+      rejected = std::string(e.what()).find("use $1") != std::string::npos;
+    }
+    EXPECT_TRUE(rejected);
+  });
+}
+
+TEST(Sqlite, ErrorsCarryExtendedCode) {
+  asio::io_context ioc;
+  runtime::BlockingPool blocking(2);
+  run_on(ioc, [&]() -> asio::awaitable<void> {
+    Database db(ioc.get_executor(), "sqlite://:memory:", sqlite_options(blocking));
+    co_await db.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, name TEXT UNIQUE)");
+    co_await db.execute("INSERT INTO u (name) VALUES ($1)", "x");
+    int code = 0;
+    std::string message;
+    try {
+      co_await db.execute("INSERT INTO u (name) VALUES ($1)", "x");
+    } catch (const SqlError& e) {
+      code = e.sqlite_code();
+      message = e.what();
+    }
+
+    EXPECT_EQ(code, 2067) << message;  // SQLITE_CONSTRAINT_UNIQUE
+    EXPECT_NE(message.find("UNIQUE"), std::string::npos) << message;
+  });
+}
+
+TEST(Sqlite, TransactionRollsBackUnlessCommitted) {
+  asio::io_context ioc;
+  runtime::BlockingPool blocking(2);
+  run_on(ioc, [&]() -> asio::awaitable<void> {
+    Database db(ioc.get_executor(), "sqlite://:memory:", sqlite_options(blocking));
+    co_await db.execute("CREATE TABLE t (v INTEGER)");
+    {
+      auto conn = co_await db.acquire();
+      auto tx = co_await conn->begin();
+      co_await conn->execute("INSERT INTO t VALUES (1)");
+    }
+    {
+      auto conn = co_await db.acquire();
+      {
+        auto tx = co_await conn->begin();
+        co_await conn->execute("INSERT INTO t VALUES (2)");
+      }
+      co_await conn->execute("INSERT INTO t VALUES (3)");
+      auto tx = co_await conn->begin();
+      co_await conn->execute("INSERT INTO t VALUES (4)");
+      co_await tx.commit();
+    }
+    auto rows = co_await db.query("SELECT v FROM t ORDER BY v");
+
+    SLUICE_CO_ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].get<int>(0), 3);
+    EXPECT_EQ(rows[1].get<int>(0), 4);
+  });
+}
+
+TEST(Sqlite, ReaderConnectionsRejectWrites) {
+  TempDir dir("readers");
+  asio::io_context ioc;
+  runtime::BlockingPool blocking(3);
+  run_on(ioc, [&]() -> asio::awaitable<void> {
+    Database db(ioc.get_executor(), dir.url("r.db"), sqlite_options(blocking));
+    co_await db.execute("CREATE TABLE t (v INTEGER)");
+    auto reader = co_await db.acquire(Access::read_only);
+    bool rejected = false;
+    try {
+      co_await reader->execute("INSERT INTO t VALUES (1)");
+    } catch (const SqlError& e) {
+      rejected = e.sqlite_code() == 8;  // SQLITE_READONLY
+    }
+
+    EXPECT_TRUE(rejected);
+    EXPECT_EQ(db.stats(Access::read_only).open, 1u);
+  });
+}
+
+asio::awaitable<void> write_rows(Database* db, int writer, int rows, int* locked_errors) {
+  for (int i = 0; i < rows; ++i) {
+    try {
+      auto conn = co_await db->acquire();
+      auto tx = co_await conn->begin();
+      co_await conn->execute("INSERT INTO t (writer, n) VALUES ($1, $2)", writer, i);
+      co_await conn->execute("UPDATE counter SET n = n + 1");
+      co_await tx.commit();
+    } catch (const SqlError& e) {
+      ++*locked_errors;
+      ADD_FAILURE() << e.what();
+    }
+  }
+}
+
+TEST(Sqlite, ConcurrentWritersNeverSeeLocked) {
+  TempDir dir("writers");
+  asio::io_context ioc;
+  runtime::BlockingPool blocking(6);
+  run_on(ioc, [&]() -> asio::awaitable<void> {
+    // Two Database objects on one file stand for two processes: their
+    // writers contend for SQLite's lock, and busy_timeout resolves it.
+    const auto url = dir.url("w.db");
+    Database first(ioc.get_executor(), url, sqlite_options(blocking));
+    Database second(ioc.get_executor(), url, sqlite_options(blocking));
+    co_await first.execute("CREATE TABLE t (writer INTEGER, n INTEGER)");
+    co_await first.execute("CREATE TABLE counter (n INTEGER)");
+    co_await first.execute("INSERT INTO counter VALUES (0)");
+
+    WaitGroup group(ioc.get_executor());
+    int locked_errors = 0;
+    constexpr int kWriters = 8;
+    constexpr int kRows = 25;
+    for (int w = 0; w < kWriters; ++w) {
+      group.add();
+      Database* db = w % 2 == 0 ? &first : &second;
+      asio::co_spawn(ioc.get_executor(), write_rows(db, w, kRows, &locked_errors),
+                     [&](std::exception_ptr) { group.done(); });
+    }
+    co_await group.wait();
+    auto count = co_await second.query("SELECT count(*) AS rows FROM t");
+    auto counter = co_await first.query("SELECT n FROM counter");
+
+    EXPECT_EQ(locked_errors, 0);
+    EXPECT_EQ(count.at(0).get<int>("rows"), kWriters * kRows);
+    EXPECT_EQ(counter.at(0).get<int>("n"), kWriters * kRows);
+    co_await first.close();
+    co_await second.close();
+  });
+}
+
+}  // namespace
+}  // namespace sluice::db::testing
