@@ -88,7 +88,7 @@ std::string base64_encode(std::string_view input) {
   return output;
 }
 
-// Where a request goes, taken from its URL.
+// Destination of a request, taken from its URL.
 struct Target {
   bool tls = false;
   std::string host;       // for DNS, SNI and certificate checks; IPv6 without brackets
@@ -549,7 +549,7 @@ asio::awaitable<ConnectionPtr> Client::State::connect(Target const& target, Cloc
   auto connection = std::make_shared<PooledConnection>(executor_, next_connection_id_++);
   auto const& host = proxy_ ? proxy_->host : target.host;
   auto const port = proxy_ ? proxy_->port : target.port;
-  auto const what = proxy_ ? "proxy " + proxy_->authority : target.authority;
+  auto const destination = proxy_ ? "proxy " + proxy_->authority : target.authority;
 
   auto endpoints = co_await resolve(host, port, deadline, target, operation);
 
@@ -558,12 +558,12 @@ asio::awaitable<ConnectionPtr> Client::State::connect(Target const& target, Cloc
   if (connect_error) {
     if (connection->deadline_->expired()) {
       throw HttpError(ErrorKind::timeout, Delivery::not_sent, target.authority, operation, connect_error,
-                      "connecting to " + what + " timed out after " + std::to_string(to_ms(Clock::now() - start)) +
+                      "connecting to " + destination + " timed out after " + std::to_string(to_ms(Clock::now() - start)) +
                           " ms");
     }
     co_await throw_if_cancelled();
     throw HttpError(ErrorKind::connect, Delivery::not_sent, target.authority, operation, connect_error,
-                    "connecting to " + what + " failed: " + connect_error.message());
+                    "connecting to " + destination + " failed: " + connect_error.message());
   }
   error_code ignored;
   connection->socket_.set_option(tcp::no_delay(true), ignored);
@@ -584,8 +584,8 @@ asio::awaitable<ConnectionPtr> Client::State::connect(Target const& target, Cloc
 asio::awaitable<tcp::resolver::results_type> Client::State::resolve(std::string const& host, std::uint16_t port,
                                                                     Clock::time_point deadline, Target const& target,
                                                                     std::string const& operation) {
-  // getaddrinfo cannot be interrupted, so the resolve runs on while the
-  // request gives up at the deadline; its late result is dropped.
+  // getaddrinfo cannot be interrupted, so the resolve keeps running after the
+  // request gives up at the deadline, and its late result is dropped.
   struct Pending {
     explicit Pending(asio::any_io_executor const& executor) : timer(executor), resolver(executor) {}
     asio::steady_timer timer;
@@ -633,7 +633,7 @@ asio::awaitable<void> Client::State::open_tunnel(PooledConnection& connection, T
   auto [write_error, written] = co_await bhttp::async_write(connection.socket_, connect_request, use_tuple);
   error_code error = write_error;
   bhttp::response_parser<bhttp::empty_body> parser;
-  parser.skip(true);  // a 2xx answer to CONNECT has no body
+  parser.skip(true);  // a 2xx response to CONNECT has no body
   if (!error) {
     auto [read_error, read] = co_await bhttp::async_read_header(connection.socket_, connection.buffer_, parser, use_tuple);
     error = read_error;
@@ -670,7 +670,7 @@ asio::awaitable<void> Client::State::handshake(PooledConnection& connection, Tar
   }
   if (options_.verify_peer) {
     // OpenSSL's own host check records X509_V_ERR_HOSTNAME_MISMATCH, which
-    // makes the error precise; the Asio callback alone leaves "unspecified".
+    // makes the error precise. The Asio callback alone leaves "unspecified".
     if (target.host_is_ip) {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(native), target.host.c_str());
     } else {
@@ -740,8 +740,8 @@ void Client::State::park_idle(HostPool& pool, ConnectionPtr connection) {
   connection->in_idle_pool_ = true;
   connection->deadline_->expires_after(options_.idle_timeout);
   // The server sends nothing on an idle connection, so readability means it
-  // closed the connection (or misbehaves); either way the connection goes.
-  // The idle timeout cancels this wait through the deadline.
+  // closed the connection or misbehaves, and the connection is dropped in
+  // both cases. The idle timeout cancels this wait through the deadline.
   connection->lowest().async_wait(
       tcp::socket::wait_read,
       [self = shared_from_this(), pool = &pool, weak = std::weak_ptr(connection)](error_code const& error) {

@@ -52,7 +52,7 @@ constexpr std::chrono::milliseconds kAcceptBackoff{100};
 // Minimum interval between two log lines about failing accepts.
 constexpr std::chrono::seconds kAcceptErrorLogInterval{10};
 // After an error response (413, 400, 408), the server stops sending and reads
-// what the client still sends for this long before closing: closing with
+// what the client still sends for this long before closing. Closing with
 // unread data makes the kernel send an RST, which can destroy the response
 // before the client reads it.
 constexpr std::chrono::milliseconds kLingerTimeout{500};
@@ -238,9 +238,9 @@ asio::awaitable<void> Server::Impl::run() {
   if (running_) {
     throw std::logic_error("http::Server::run() called twice");
   }
-  running_ = true;
   auto self = shared_from_this();
   listen();
+  running_ = true;
 
   while (!stopping_) {
     if (connections_.size() >= options_.max_connections) {
@@ -283,6 +283,7 @@ asio::awaitable<void> Server::Impl::run() {
 }
 
 void Server::Impl::on_accept_error(error_code const& error) {
+  ++stats_.accept_errors;
   auto const now = Clock::now();
   if (now - last_accept_error_log_ < kAcceptErrorLogInterval) {
     ++suppressed_accept_errors_;
@@ -554,7 +555,7 @@ asio::awaitable<void> Server::Impl::answer_read_error(Connection<Stream>& connec
   std::optional<Response> response;
   if (connection.deadline_->expired()) {
     // TLS: a read cancelled inside the TLS layer leaves the session in an
-    // unknown state, so the connection is closed without an answer.
+    // unknown state, so the connection is closed without a response.
     if (!kIsTls<Stream>) {
       response = make_error_response(Status::request_timeout, version, "request timed out\n");
     }

@@ -18,7 +18,8 @@
 namespace sluice::http {
 
 /// Separate connection pools per host. A request in one lane never waits for
-/// or takes a connection of another lane.
+/// or takes a connection of another lane, because each lane has its own pool
+/// and connection limit.
 enum class Lane {
   /// Ordinary calls.
   standard,
@@ -122,7 +123,7 @@ class Client {
   /// most once and only when it failed on a keep-alive connection taken from
   /// the pool before any byte of a response arrived, and either (a) writing
   /// the request failed, so the server processed nothing, or (b) the server
-  /// closed the connection without answering and the request is idempotent
+  /// closed the connection without a response and the request is idempotent
   /// (the server may have closed it for idleness just as the request
   /// arrived). A non-idempotent request in case (b) fails with
   /// connection_closed and Delivery::maybe_delivered.

@@ -8,7 +8,7 @@
 
 namespace sluice::http {
 
-/// Why an HTTP client request failed.
+/// Category of an HTTP client request failure.
 enum class ErrorKind {
   /// The URL or request is invalid (unsupported scheme, no host).
   invalid_request,
@@ -16,7 +16,7 @@ enum class ErrorKind {
   resolve,
   /// The TCP connection to the server (or the proxy) failed.
   connect,
-  /// The proxy rejected the CONNECT request or answered nonsense.
+  /// The proxy rejected the CONNECT request or sent an invalid response.
   proxy,
   /// The TLS handshake failed for a reason other than the certificate.
   tls_handshake,
@@ -37,7 +37,8 @@ enum class ErrorKind {
 /// Whether the server may have received the request when it failed. Retry
 /// logic uses it to decide whether a non-idempotent request may be sent again.
 enum class Delivery {
-  /// Nothing was written to the connection: re-sending is always safe.
+  /// No byte of the request was written, so the server cannot have seen it
+  /// and sending it again creates no duplicate.
   not_sent,
   /// Bytes were written: the server may have processed the request.
   maybe_delivered,

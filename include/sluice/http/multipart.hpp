@@ -71,7 +71,8 @@ struct MultipartPart {
   std::string data;
 };
 
-/// A multipart body that cannot be parsed; the message says where.
+/// A multipart body that cannot be parsed. The message names the part and
+/// the problem.
 class MultipartError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -19,7 +19,7 @@ class context;
 
 namespace sluice::http {
 
-/// What the server does with the connection after the handler returns.
+/// Action the server takes on the connection after the handler returns.
 ///
 /// Everything except `respond` and `close_after` exists for fault injection
 /// (the sandbox uses it to test clients against broken servers).
@@ -38,7 +38,7 @@ enum class ConnectionAction {
   black_hole,
 };
 
-/// What the server does with a connection it has just accepted, before it
+/// Action the server takes on a connection it has just accepted, before it
 /// reads anything (see `ServerOptions::on_accept`).
 enum class AcceptAction {
   /// Serve requests normally.
@@ -47,12 +47,12 @@ enum class AcceptAction {
   reset,
   /// Close at once with a normal FIN.
   close,
-  /// Never read, never answer, never close until the client gives up or the
-  /// server stops.
+  /// Read nothing, send nothing and keep the connection open until the client
+  /// closes it or the server stops.
   black_hole,
 };
 
-/// A handler's answer: the response and what to do with the connection.
+/// A handler's result: the response and the action to take on the connection.
 struct Reply {
   Response response;
   ConnectionAction action = ConnectionAction::respond;
@@ -93,7 +93,7 @@ struct ServerOptions {
   std::uint32_t header_limit = 16 * 1024;
   /// Time from the first byte of a request (or from accept, for the first
   /// request, including the TLS handshake) until its headers are complete.
-  /// On expiry the server answers 408 if it received part of a request and
+  /// On expiry the server sends 408 if it received part of a request, then
   /// closes the connection.
   std::chrono::milliseconds header_timeout = std::chrono::seconds(10);
   /// Time from the first byte of a request until the whole request is read.
@@ -121,6 +121,8 @@ struct ServerStats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_open = 0;
   std::uint64_t requests = 0;
+  /// Failed accepts, such as EMFILE when the process has no free descriptor.
+  std::uint64_t accept_errors = 0;
 };
 
 /// An HTTP/1.1 server with keep-alive, optional TLS, timeouts, a connection

@@ -219,7 +219,7 @@ TEST(HttpClient, BlackHoledAcceptorTimesOut) {
   run_test([]() -> asio::awaitable<void> {
     auto executor = co_await asio::this_coro::executor;
     // Listens but never accepts: the kernel completes the handshake and
-    // buffers the request, and nothing ever answers.
+    // buffers the request, and nothing ever responds.
     tcp::acceptor acceptor(executor, {asio::ip::make_address("127.0.0.1"), 0});
     Client client(executor);
 
@@ -281,8 +281,8 @@ TEST(HttpClient, ErrorMessageOmitsUrlPath) {
   });
 }
 
-// Answers the first request on the first connection, then closes that
-// connection when the second request arrives, then answers on a new one.
+// Responds to the first request on the first connection, closes that
+// connection when the second request arrives, then responds on a new one.
 asio::awaitable<void> close_second_request_server(tcp::acceptor& acceptor, int& connections) {
   std::string const answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
   auto first = co_await acceptor.async_accept(asio::use_awaitable);
@@ -653,7 +653,7 @@ struct ProxyLog {
 };
 
 // A minimal proxy for one connection: CONNECT opens a tunnel to 127.0.0.1;
-// any other request is answered by the proxy itself with its target.
+// the proxy itself responds to any other request with the request target.
 asio::awaitable<void> serve_proxy_connection(tcp::socket client, ProxyLog& log) {
   using namespace asio::experimental::awaitable_operators;
   struct CountOpen {

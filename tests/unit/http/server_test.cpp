@@ -1,9 +1,13 @@
 #include <sluice/http/server.hpp>
 
+#include <filesystem>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+
+#include <sys/resource.h>
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
@@ -32,7 +36,7 @@ void spawn_server(asio::any_io_executor executor, Server& server) {
   });
 }
 
-// Waits, polling every 5 ms, until `condition` holds or kMaxWait passes.
+// Waits, polling every 5 ms, until `condition` returns true or kMaxWait passes.
 template <class Condition>
 asio::awaitable<bool> eventually(Condition condition) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -683,6 +687,50 @@ TEST(HttpServer, TlsServerAnswersHttps) {
 
     EXPECT_EQ(response.result(), Status::ok);
     EXPECT_EQ(response.body(), "tls=yes");
+    server.stop(0ms);
+    co_await server.wait_stopped();
+  });
+}
+
+TEST(HttpServer, DescriptorExhaustionBacksOff) {
+  run_test([]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    Server server(executor, ServerOptions{}, echo_handler());
+    server.listen();
+    spawn_server(executor, server);
+
+    // The client socket exists before the limit drops, so connecting needs no
+    // new descriptor while the server's accept has none left (EMFILE).
+    tcp::socket socket(executor);
+    socket.open(tcp::v4());
+    rlimit original{};
+    getrlimit(RLIMIT_NOFILE, &original);
+    auto const open_descriptors = std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                                                std::filesystem::directory_iterator{});
+    rlimit lowered = original;
+    // directory_iterator held one descriptor of its own while counting.
+    lowered.rlim_cur = static_cast<rlim_t>(open_descriptors - 1);
+    setrlimit(RLIMIT_NOFILE, &lowered);
+    tcp::endpoint const endpoint{asio::ip::make_address("127.0.0.1"), server.port()};
+    auto [connect_error] = co_await socket.async_connect(endpoint, use_tuple);
+    asio::steady_timer timer(executor);
+    timer.expires_after(500ms);
+    co_await timer.async_wait(asio::use_awaitable);
+    auto const errors_while_exhausted = server.stats().accept_errors;
+    setrlimit(RLIMIT_NOFILE, &original);
+
+    std::string const request = simple_get("/after");
+    co_await write_text(socket, request);
+    beast::flat_buffer buffer;
+    auto [error, response] = co_await read_response(socket, buffer);
+
+    EXPECT_FALSE(connect_error) << connect_error.message();
+    EXPECT_GE(errors_while_exhausted, 1u);
+    // A back-off of 100 ms allows about 5 attempts in 500 ms; a spinning loop
+    // would make thousands.
+    EXPECT_LE(errors_while_exhausted, 10u);
+    EXPECT_FALSE(error) << error.message();
+    EXPECT_EQ(response.body(), "/after conn=1 req=1 body=");
     server.stop(0ms);
     co_await server.wait_stopped();
   });

@@ -35,7 +35,7 @@ using namespace std::chrono_literals;
 inline constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 /// Upper bound of every wait in a test; reaching it means the test hangs.
-inline constexpr std::chrono::seconds kMaxWait{30};
+inline constexpr std::chrono::seconds kMaxWait{120};
 
 /// Runs `body` (a function object returning awaitable<void>) on a fresh
 /// io_context until the context has no work left. Fails the test if the body

@@ -22,9 +22,9 @@ using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter>;
 using CertPtr = std::unique_ptr<X509, Deleter>;
 using BioPtr = std::unique_ptr<BIO, Deleter>;
 
-void check(bool ok, char const* what) {
+void check(bool ok, char const* operation) {
   if (!ok) {
-    throw std::runtime_error(std::string("test PKI: ") + what + " failed");
+    throw std::runtime_error(std::string("test PKI: ") + operation + " failed");
   }
 }
 
