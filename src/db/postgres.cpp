@@ -150,9 +150,9 @@ Clock::time_point PgConnection::statement_deadline() const {
   return Clock::now() + options_.query_timeout;
 }
 
-// Waits until the socket is readable (or writable), the deadline passes
-// (QueryTimeoutError, connection closed on return) or the caller is
-// cancelled (operation_aborted; a statement stays in flight).
+// Waits until the socket is readable (or writable). Past the deadline it
+// throws QueryTimeoutError and marks the connection broken. A cancelled
+// caller gets operation_aborted, and the statement stays in flight.
 asio::awaitable<void> PgConnection::wait(bool for_write, Clock::time_point deadline) {
   const auto type = for_write ? asio::posix::stream_descriptor::wait_write : asio::posix::stream_descriptor::wait_read;
   if (deadline == Clock::time_point::max()) {
@@ -476,7 +476,7 @@ asio::awaitable<void> PgConnection::reset(ResetOnReturn mode, Clock::time_point 
     }
     // PQcancel opens a second connection and blocks until the server has
     // read the request, so it runs on the blocking pool.
-    // NOTE: against a server that accepts TCP but never answers (stopped
+    // NOTE: against a server that accepts TCP but never responds (stopped
     // process), PQcancel blocks its thread until the server resumes.
     PGcancel* cancel = PQgetCancel(conn_);
     if (cancel == nullptr) {
@@ -598,8 +598,8 @@ asio::awaitable<std::unique_ptr<PgConnection>> PgDriver::connect(Clock::time_poi
   try {
     co_await conn->connect(std::move(keys), std::move(values), deadline);
   } catch (const ConnectError& e) {
-    // libpq messages name host and port but never the password; the
-    // redacted URL says which server was meant.
+    // libpq messages name host and port but never the password, and the
+    // redacted URL names the server that was meant.
     throw ConnectError(fmt::format("{} (url {})", e.what(), url_.redacted()));
   }
   co_return conn;

@@ -113,7 +113,7 @@ void throw_conversion_error(const ResultSet& result, std::size_t column, const C
       value = fmt::format("{} bytes", cell.size);
       break;
   }
-  throw ResultError(fmt::format("column `{}` (index {}) holds {} `{}`, expected {}", result.columns()[column],
+  throw ResultError(fmt::format("column `{}` (index {}) contains {} `{}`, expected {}", result.columns()[column],
                                 column, type_name(cell.type), value, wanted));
 }
 

@@ -156,7 +156,7 @@ sqlite3_stmt* SqliteConnection::prepare_blocking(const std::string& sql) {
   }
   if (tail != nullptr && std::string_view(tail).find_first_not_of(" \t\r\n;") != std::string_view::npos) {
     sqlite3_finalize(statement);
-    throw SqlError(fmt::format("`{}` holds more than one statement; use execute_script()", sql.substr(0, 200)), "",
+    throw SqlError(fmt::format("`{}` contains more than one statement; use execute_script()", sql.substr(0, 200)), "",
                    SQLITE_MISUSE);
   }
 

@@ -16,7 +16,7 @@ namespace sluice::db {
 
 class Transaction;
 
-/// Which database a connection talks to.
+/// The database product behind a connection.
 enum class Backend { postgresql, sqlite };
 
 /// The query API shared by the PostgreSQL and SQLite connections.
@@ -28,7 +28,7 @@ enum class Backend { postgresql, sqlite };
 /// Every call runs on the connection's pool executor. Statements on one
 /// connection run one at a time: do not start a second call before the
 /// first has finished. Cancellation: cancelling the awaiting coroutine
-/// stops waiting; a statement already sent stays in flight and the pool
+/// stops the wait. A statement already sent stays in flight, and the pool
 /// cancels and drains it when the connection is returned.
 class Connection {
  public:
@@ -78,10 +78,9 @@ class Connection {
 };
 
 /// A transaction on one connection: rolled back unless commit() is called.
-/// Move-only; destroying it without commit() or rollback() cannot run SQL
-/// (destructors cannot await), so it marks the connection and the ROLLBACK
-/// runs before the connection's next statement or when it returns to the
-/// pool.
+/// Move-only. A destructor cannot await, so destroying it without commit()
+/// or rollback() only marks the connection. The ROLLBACK then runs before
+/// the connection's next statement or when it returns to the pool.
 class Transaction {
  public:
   explicit Transaction(Connection& conn) noexcept : conn_(&conn) {}

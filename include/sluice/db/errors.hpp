@@ -60,14 +60,14 @@ class ConnectionLostError : public DbError {
   using DbError::DbError;
 };
 
-/// The query deadline (`query_timeout`) passed before the server answered.
+/// The query deadline (`query_timeout`) passed before the server responded.
 class QueryTimeoutError : public ConnectionLostError {
  public:
   using ConnectionLostError::ConnectionLostError;
 };
 
 /// The server rejected a statement. `sqlstate()` is PostgreSQL's five-character
-/// SQLSTATE ("23505"); for SQLite it is empty and `sqlite_code()` holds the
+/// SQLSTATE ("23505"); for SQLite it is empty and `sqlite_code()` contains the
 /// extended result code (2067 = SQLITE_CONSTRAINT_UNIQUE).
 class SqlError : public DbError {
  public:

@@ -38,9 +38,9 @@ using Clock = std::chrono::steady_clock;
 ///
 /// - `connect(deadline)` opens a connection or throws (ConnectError).
 /// - `ping(conn, deadline)` makes one round trip or throws.
-/// - `reset(conn, mode, deadline)` makes a returned connection reusable:
+/// - `reset(conn, mode, deadline)` makes a returned connection reusable. It
 ///   cancels and drains a statement in flight, then rolls back or commits an
-///   open transaction (mode); throws if that fails.
+///   open transaction (mode), and throws if that fails.
 /// - `return_state(conn)` reports the state of a returned connection; cheap.
 /// - `close(conn)` closes without blocking the loop (it may hand the work to
 ///   another thread).
@@ -59,7 +59,7 @@ concept PoolDriver = requires(D& driver, typename D::Connection& conn, Clock::ti
 
 namespace detail {
 
-/// What every pool keeps per open connection, apart from the connection.
+/// Bookkeeping a pool keeps per open connection, apart from the connection.
 struct EntryBase : boost::intrusive::list_base_hook<> {
   ConnectionTimes times;
   Clock::time_point acquired_at;

@@ -7,7 +7,7 @@
 
 namespace sluice::db {
 
-/// What the pool does with a connection that comes back inside a transaction
+/// Action taken on a connection that comes back inside a transaction
 /// (SQLAlchemy's `reset_on_return`).
 enum class ResetOnReturn {
   rollback,  ///< Roll the transaction back (default, as SQLAlchemy).
@@ -18,7 +18,7 @@ enum class ResetOnReturn {
 /// Settings of a `Pool`. The first seven keep SQLAlchemy's `QueuePool` names,
 /// meanings and defaults; the rest bound what SQLAlchemy leaves unbounded.
 /// All durations are std::chrono::milliseconds; a zero or negative value
-/// turns the feature off where the comment says so.
+/// turns the feature off where its comment states it.
 struct PoolOptions {
   /// Pool name used in log lines, error messages and metrics.
   std::string name = "main";
@@ -61,7 +61,7 @@ struct PoolOptions {
 
   /// Callers allowed to wait at once; one more fails at once with
   /// PoolExhaustedError. Default 1024: a queue that long already means
-  /// seconds of backlog for a bot, and each waiter holds a handler's memory.
+  /// seconds of backlog for a bot, and each waiter keeps a handler's memory alive.
   /// 0 = no limit.
   std::size_t max_waiters = 1024;
 
@@ -74,8 +74,8 @@ struct PoolOptions {
   /// Default 10 s.
   std::chrono::milliseconds connect_timeout{10'000};
 
-  /// Close a connection that has been idle this long (checked every few
-  /// seconds by the maintenance task). Default 0 = never (SQLAlchemy keeps
+  /// Close a connection that has been idle this long (checked by the
+  /// maintenance task at least once a second). Default 0 = never (SQLAlchemy keeps
   /// pool_size connections for ever).
   std::chrono::milliseconds idle_timeout{0};
 
@@ -94,6 +94,8 @@ struct PoolOptions {
   /// longer than this. Default 1 s: an OLTP statement takes milliseconds, so
   /// a longer hold usually means waiting on something else (a Bot API call)
   /// while holding the connection. 0 = off.
+  /// NOTE: the warning is logged when the connection is returned; one that
+  /// is never returned shows only in stats().in_use.
   std::chrono::milliseconds hold_warning_threshold{1'000};
 
   /// Deadline for cleaning a connection returned mid-query or inside a

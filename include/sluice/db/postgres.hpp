@@ -30,7 +30,7 @@ namespace sluice::db {
 struct PgOptions {
   /// Client-side deadline of one statement, from sending it to its last
   /// result; past it the connection is closed and QueryTimeoutError raised.
-  /// It is what notices a server that stopped answering while TCP still
+  /// It is what notices a server that stopped responding while TCP still
   /// works (a hung or SIGSTOPped server). Default 30 s; 0 = none.
   std::chrono::milliseconds query_timeout{30'000};
 

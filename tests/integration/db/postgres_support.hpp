@@ -52,7 +52,7 @@ inline int pg_ctl(const std::string& arguments) {
   return std::system(command.c_str());
 }
 
-/// The postmaster's pid, from the first line of postmaster.pid.
+/// Returns the postmaster's pid, from the first line of postmaster.pid.
 inline pid_t postmaster_pid() {
   std::ifstream file(env("SLUICE_TEST_POSTGRES_DATA").value_or("") + "/postmaster.pid");
   pid_t pid = 0;
@@ -60,7 +60,7 @@ inline pid_t postmaster_pid() {
   return pid;
 }
 
-/// The postmaster and its child processes (backends, background workers).
+/// Returns the postmaster and its child processes (backends, background workers).
 inline std::vector<pid_t> server_processes() {
   const pid_t parent = postmaster_pid();
   std::vector<pid_t> pids;
@@ -98,7 +98,7 @@ inline std::vector<pid_t> server_processes() {
 }
 
 /// Stops (SIGSTOP) the server and its children, so that it accepts TCP but
-/// never answers; the destructor always resumes them (SIGCONT).
+/// never responds; the destructor always resumes them (SIGCONT).
 class ServerFreeze {
  public:
   ServerFreeze() : pids_(server_processes()) {

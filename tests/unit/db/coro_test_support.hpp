@@ -26,7 +26,7 @@
 
 namespace sluice::db::testing {
 
-/// The longest any test body may run before the test fails.
+/// Maximum time a test body may run before the test fails.
 inline constexpr auto kMaxWait = std::chrono::seconds{120};
 
 /// Runs `body()` to completion on `ioc`, rethrowing what it throws.

@@ -13,7 +13,7 @@ namespace sluice::db::detail {
 
 using Clock = std::chrono::steady_clock;
 
-/// What a checkout needs to know about one connection.
+/// Timestamps of one connection that checkout decisions need.
 struct ConnectionTimes {
   Clock::time_point created_at;
   Clock::time_point expires_at = Clock::time_point::max();  ///< recycle limit with jitter
@@ -90,7 +90,7 @@ class PoolLogic {
   /// Decides what to do with a connection returned in `state`.
   Placement on_return(ReturnState state, const ConnectionTimes& times, Clock::time_point now);
 
-  /// A background clean-up finished; `clean` says whether the connection is
+  /// A background clean-up finished; `clean` tells whether the connection is
   /// reusable.
   Placement cleanup_finished(bool clean, const ConnectionTimes& times, Clock::time_point now);
 
