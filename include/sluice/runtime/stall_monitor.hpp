@@ -23,7 +23,7 @@ namespace sluice::runtime {
 struct StallReport {
   /// The name of the task running on the loop thread when the stall was
   /// detected (see RunningTaskName); empty when no named task was running.
-  std::string task;
+  std::string task{};
   /// How long the loop had been blocked when the stall was detected: at
   /// least the threshold, and at most one heartbeat interval less than the
   /// true time.
@@ -35,7 +35,7 @@ struct StallReport {
   std::uint64_t suppressed = 0;
   /// The loop thread's stack, one symbolized frame per line, innermost
   /// first; empty unless backtraces are enabled and the capture succeeded.
-  std::vector<std::string> backtrace;
+  std::vector<std::string> backtrace{};
 };
 
 /// Settings of a `StallMonitor`.
@@ -68,7 +68,7 @@ struct StallMonitorOptions {
   /// Called on the watchdog thread for every stall that is reported (not
   /// for suppressed ones), after the log line. Must not block for long; an
   /// exception it throws is logged and ignored. Default: none.
-  std::function<void(const StallReport&)> on_stall;
+  std::function<void(const StallReport&)> on_stall{};
 };
 
 /// Detects event loop turns that block for longer than a threshold and
@@ -86,10 +86,11 @@ struct StallMonitorOptions {
 /// not advance while the loop thread sleeps in a blocking call.
 ///
 /// Backtraces (`capture_backtrace` or `SLUICE_ASYNC_DEBUG=1`, Linux): the
-/// watchdog sends a real-time signal (SIGRTMIN + 3) to the loop thread; the
-/// handler calls `backtrace()` into a preallocated buffer (no allocation, no
-/// locks; `backtrace()` is called once at start so that it does not load
-/// libgcc inside the handler) and the watchdog thread symbolizes the frames.
+/// watchdog sends a real-time signal (SIGRTMIN + 3) to the loop thread. The
+/// handler calls `backtrace()` into a preallocated buffer, with no allocation
+/// and no locks, and the watchdog thread symbolizes the frames afterwards.
+/// `start()` calls `backtrace()` once, so that the handler does not load
+/// libgcc.
 /// Functions without dynamic symbols show as `binary+0xoffset`, which
 /// `addr2line -f -C -i -e binary 0xoffset` resolves. NOTE: the signal makes a
 /// blocking system call on the loop that is not restarted automatically
