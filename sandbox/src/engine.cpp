@@ -1146,7 +1146,7 @@ boost::json::object Engine::stats_json(Instant now) const {
   }
 
   boost::json::object result;
-  result["uptime_s"] = std::chrono::duration<double>(now - start_).count();
+  result["uptime_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(now - start_).count();
   result["updates"] = std::move(updates);
   result["calls"] = std::move(calls);
   result["responses_429"] = stats_.responses_429;
@@ -1170,7 +1170,7 @@ boost::json::array Engine::calls_json(std::optional<std::string_view> method,
     }
     boost::json::object object;
     object["sequence"] = call.sequence;
-    object["time"] = call.time;
+    object["time_ms"] = static_cast<std::int64_t>(call.time * 1000);
     object["method"] = call.method;
     object["chat_id"] = call.chat_id;
     object["params"] = call.params;
@@ -1222,6 +1222,8 @@ bool Engine::evaluate_condition(std::string_view condition) const {
     value = updates_.size();
   } else if (name == "dropped") {
     value = stats_.updates_dropped;
+  } else if (name == "filtered") {
+    value = stats_.updates_filtered;
   } else if (name == "calls") {
     value = stats_.calls;
   } else if (name.starts_with("calls.")) {

@@ -1,0 +1,165 @@
+// sluice-sandbox: runs the local Bot API server from the command line and
+// prints its counters when it stops.
+
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <sluice/sandbox/sandbox.hpp>
+
+namespace asio = boost::asio;
+namespace po = boost::program_options;
+using namespace boost::asio::experimental::awaitable_operators;
+using sluice::sandbox::Sandbox;
+using sluice::sandbox::SandboxOptions;
+
+namespace {
+
+// Pretty-prints JSON with two-space indentation for the final report.
+void print_json(std::ostream& out, boost::json::value const& value, int indent = 0) {
+  auto pad = std::string(static_cast<std::size_t>(indent), ' ');
+  if (value.is_object() && !value.get_object().empty()) {
+    out << "{\n";
+    bool first = true;
+    for (auto const& [key, field] : value.get_object()) {
+      out << (first ? "" : ",\n") << pad << "  " << boost::json::serialize(boost::json::string(key)) << ": ";
+      print_json(out, field, indent + 2);
+      first = false;
+    }
+    out << "\n" << pad << "}";
+    return;
+  }
+  if (value.is_double()) {
+    out << fmt::format("{:.3f}", value.get_double());
+    return;
+  }
+  out << boost::json::serialize(value);
+}
+
+// Serves until SIGINT, SIGTERM or POST /sandbox/shutdown.
+asio::awaitable<void> run(Sandbox& sandbox, asio::signal_set& signals) {
+  co_await sandbox.start();
+  std::cerr << "sluice-sandbox listening on " << sandbox.base_url() << " (bot token "
+            << sandbox.engine().bot().token << ")\n";
+  auto signal = signals.async_wait(asio::use_awaitable);
+  auto shutdown = sandbox.wait_stopped();
+  auto first = co_await (std::move(signal) || std::move(shutdown));
+  if (first.index() == 0) {
+    std::cerr << "sluice-sandbox: signal received, stopping\n";
+  }
+  co_await sandbox.stop();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  SandboxOptions options;
+  std::string scenario_file;
+  std::string log_level = "info";
+  std::uint64_t seed = 1;
+  po::options_description description(
+      "sluice-sandbox: a local Bot API server with Telegram's behaviour, for tests, demos and benchmarks.\n"
+      "A bot uses http://<address>:<port> instead of https://api.telegram.org.\n\nOptions");
+  // clang-format off
+  description.add_options()
+      ("help,h", "print this help and exit")
+      ("address", po::value(&options.address)->default_value(options.address),
+       "IP address to listen on")
+      ("port,p", po::value(&options.port)->default_value(8081),
+       "TCP port to listen on; 0 picks a free port")
+      ("scenario,s", po::value(&scenario_file),
+       "scenario file (JSON) with the bot, users, chats, events and simulated users; see docs/sandbox.md")
+      ("token", po::value(&options.engine.bot.token),
+       "bot token accepted in /bot<token>/ URLs (default from the scenario, else a built-in test token)")
+      ("tls-cert", po::value(&options.tls_certificate_file),
+       "PEM certificate chain file; serves HTTPS (needs --tls-key)")
+      ("tls-key", po::value(&options.tls_private_key_file),
+       "PEM private key file for --tls-cert")
+      ("tls-self-signed", po::bool_switch(&options.tls_self_signed),
+       "serve HTTPS with a self-signed certificate for localhost made at start")
+      ("no-flood-limits", "turn Telegram's flood limits off (429 replies), e.g. for benchmarks")
+      ("seed", po::value(&seed)->default_value(seed),
+       "seed of the random choices (fault injection, ids), for reproducible runs")
+      ("max-recorded-calls", po::value(&options.engine.max_recorded_calls)->default_value(options.engine.max_recorded_calls),
+       "number of calls kept for GET /sandbox/calls (0 keeps none; counters always count)")
+      ("max-messages-per-chat", po::value(&options.engine.max_messages_per_chat)->default_value(options.engine.max_messages_per_chat),
+       "messages kept per chat for edits, replies, copies and deletes")
+      ("first-update-id", po::value(&options.engine.first_update_id)->default_value(options.engine.first_update_id),
+       "update_id of the first update")
+      ("webhook-insecure", "do not verify the certificates of HTTPS webhooks")
+      ("log-level", po::value(&log_level)->default_value(log_level),
+       "log level: trace, debug, info, warn, error or off");
+  // clang-format on
+
+  po::variables_map values;
+  try {
+    po::store(po::parse_command_line(argc, argv, description), values);
+    po::notify(values);
+  } catch (std::exception const& error) {
+    std::cerr << "sluice-sandbox: " << error.what() << "\nRun sluice-sandbox --help for the options.\n";
+    return 2;
+  }
+  if (values.count("help") != 0) {
+    std::cout << description << "\n";
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  try {
+    if (!scenario_file.empty()) {
+      auto scenario = sluice::sandbox::load_scenario(scenario_file);
+      // A token given on the command line wins over the scenario's.
+      if (values.count("token") != 0 && scenario.bot) {
+        scenario.bot->token = options.engine.bot.token;
+      }
+      options.scenario = std::move(scenario);
+    }
+    if (values.count("no-flood-limits") != 0) {
+      options.engine.flood.enabled = false;
+      if (options.scenario && options.scenario->flood) {
+        options.scenario->flood->enabled = false;
+      }
+    }
+    options.engine.seed = seed;
+    options.webhook_verify_peer = values.count("webhook-insecure") == 0;
+
+    asio::io_context context;
+    int exit_code = 0;
+    {
+      Sandbox sandbox(context.get_executor(), options);
+      asio::signal_set signals(context, SIGINT, SIGTERM);
+      auto finished = [&exit_code, &context](std::exception_ptr error) {
+        if (error) {
+          try {
+            std::rethrow_exception(error);
+          } catch (std::exception const& e) {
+            std::cerr << "sluice-sandbox: " << e.what() << "\n";
+          }
+          exit_code = 1;
+        }
+        // Idle webhook connections would keep the loop alive; the sandbox
+        // has stopped, so nothing else needs it.
+        context.stop();
+      };
+      asio::co_spawn(context, run(sandbox, signals), finished);
+      context.run();
+      print_json(std::cout, sandbox.engine().stats_json(sluice::sandbox::Clock::now()));
+      std::cout << "\n";
+    }
+    return exit_code;
+  } catch (std::exception const& error) {
+    std::cerr << "sluice-sandbox: " << error.what() << "\n";
+    return 1;
+  }
+}
