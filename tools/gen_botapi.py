@@ -10,6 +10,7 @@ writes, under OUTPUT_DIR:
   include/sluice/telegram/generated/methods/<m>.hpp   one request per method
   include/sluice/telegram/generated/methods.hpp       every request
   include/sluice/telegram/generated/method_list.hpp   MethodList of requests
+  include/sluice/telegram/generated/bot_api_methods.inc  BotApi member list
   src/types_<n>.cpp, src/methods_<n>.cpp              read_json / write_json
 
 Usage:
@@ -794,6 +795,19 @@ def render_method_list(model):
     return "\n".join(out)
 
 
+def render_bot_api_methods(model):
+    """One SLUICE_BOT_API_METHOD(function, Request) line per method, which
+    include/sluice/telegram/bot_api.hpp expands into the BotApi members
+    (send_message(SendMessage, CallOptions) and so on)."""
+    out = [HEADER_BANNER.format(version=model.version).rstrip("\n"),
+           "// X-macro list: define SLUICE_BOT_API_METHOD(function, Request) before",
+           "// including this file. No include guard, by design.", ""]
+    for method in model.spec["methods"]:
+        out.append(f"SLUICE_BOT_API_METHOD({snake_case(method)}, {pascal_case(method)})")
+    out.append("")
+    return "\n".join(out)
+
+
 # -- conversion code --------------------------------------------------------
 
 def emit_struct_reader(td, out):
@@ -1017,6 +1031,7 @@ def generate(spec_path, output_dir):
     files[inc / INCLUDE_ROOT / "methods.hpp"] = render_umbrella(
         model, "Every Bot API request struct.", method_headers)
     files[inc / INCLUDE_ROOT / "method_list.hpp"] = render_method_list(model)
+    files[inc / INCLUDE_ROOT / "bot_api_methods.inc"] = render_bot_api_methods(model)
 
     type_defs = [model.types[n] for n in model.order]
     for i, part in enumerate(chunks(type_defs, TYPES_PER_CHUNK)):

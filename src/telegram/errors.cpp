@@ -28,9 +28,13 @@ std::string describe(const NetworkError::Fields& fields) {
   std::string text = fmt::format("Bot API method {} failed in transport: ", fields.method);
   if (fields.http_status) {
     text += fmt::format("HTTP status {} without a Bot API reply", *fields.http_status);
+  } else if (fields.kind) {
+    text += http::to_string(*fields.kind);
   } else {
-    text += fmt::format("{} ({}:{})", fields.code.message(), fields.code.category().name(),
-                        fields.code.value());
+    text += "transport error";
+  }
+  if (fields.code) {
+    text += fmt::format(" ({}: {})", fields.code.category().name(), fields.code.message());
   }
   if (!fields.detail.empty()) {
     text += fmt::format(": {}", fields.detail);
@@ -54,6 +58,7 @@ TelegramError::TelegramError(Fields fields)
 
 NetworkError::NetworkError(Fields fields)
     : BotApiError(fields.method, describe(fields)),
+      kind_(fields.kind),
       code_(fields.code),
       maybe_delivered_(fields.maybe_delivered),
       http_status_(fields.http_status) {}

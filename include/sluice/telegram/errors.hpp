@@ -22,6 +22,8 @@
 #include <string_view>
 #include <system_error>
 
+#include <sluice/http/error.hpp>
+
 namespace sluice::telegram {
 
 /// Base of every error the BotApi client throws for a failed call.
@@ -89,7 +91,10 @@ class NetworkError : public BotApiError {
  public:
   struct Fields {
     std::string method{};
-    /// The transport error (a sluice::http error code, or a system error).
+    /// What failed in the HTTP client; absent for a reply that arrived but
+    /// is not the Bot API's JSON (see http_status).
+    std::optional<http::ErrorKind> kind{};
+    /// The underlying system, TLS or HTTP parser error, when there is one.
     std::error_code code{};
     /// True when the request may have reached Telegram (it was written, then
     /// the reply timed out or the connection broke, or a gateway answered
@@ -104,11 +109,13 @@ class NetworkError : public BotApiError {
 
   explicit NetworkError(Fields fields);
 
+  [[nodiscard]] const std::optional<http::ErrorKind>& kind() const noexcept { return kind_; }
   [[nodiscard]] const std::error_code& code() const noexcept { return code_; }
   [[nodiscard]] bool maybe_delivered() const noexcept { return maybe_delivered_; }
   [[nodiscard]] const std::optional<int>& http_status() const noexcept { return http_status_; }
 
  private:
+  std::optional<http::ErrorKind> kind_;
   std::error_code code_;
   bool maybe_delivered_;
   std::optional<int> http_status_;
