@@ -147,6 +147,9 @@ void BoundedGroup::stop() {
 }
 
 void BoundedGroup::child_finished(std::size_t index, const std::exception_ptr& error) {
+  // Free the cancellation handler co_spawn left in the slot now rather
+  // than when the slot is reused; the child's frame no longer uses it.
+  children_[index].signal.slot().clear();
   children_[index].running = false;
   free_children_.push_back(index);
   --in_flight_;

@@ -23,7 +23,9 @@ RunningTaskName& RunningTaskName::for_this_thread() noexcept {
 void RunningTaskName::set(std::string_view name) noexcept {
   std::size_t length = std::min(name.size(), kMaxLength);
   std::array<char, kWordCount * 8> bytes{};
-  std::memcpy(bytes.data(), name.data(), length);
+  if (length > 0) {
+    std::memcpy(bytes.data(), name.data(), length);
+  }
 
   std::uint32_t sequence = sequence_.load(std::memory_order_relaxed);
   sequence_.store(sequence + 1, std::memory_order_relaxed);

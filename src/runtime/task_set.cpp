@@ -104,6 +104,11 @@ class TaskSetState {
   // Records how a task ended and removes it. `abandoned` means its frame
   // was destroyed without completing (the io_context went away).
   void finish(TaskEntry& entry, const std::exception_ptr& error, bool abandoned) {
+    // co_spawn left a cancellation handler in the entry's slot that holds
+    // the task's executor, which shares ownership of the entry: a cycle
+    // that only clearing the slot breaks. The task's frame is finished, so
+    // nothing uses the handler any more.
+    entry.signal.slot().clear();
     unlink(&entry);
     if (abandoned) {
       increment(cancelled_total_);

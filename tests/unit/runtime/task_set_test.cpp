@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <exception>
+#include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -19,7 +22,18 @@
 #include <spdlog/sinks/ostream_sink.h>
 
 #include <sluice/runtime/logging.hpp>
+#include <sluice/runtime/semaphore.hpp>
 #include <sluice/runtime/task_name.hpp>
+
+// Sanitizers inflate the resident set size, so the memory bound is only
+// checked in plain builds.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLUICE_TEST_UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define SLUICE_TEST_UNDER_SANITIZER 1
+#endif
+#endif
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -84,6 +98,25 @@ asio::awaitable<void> record_name_after_timer(std::string* seen) {
   asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
   co_await timer.async_wait(asio::use_awaitable);
   *seen = RunningTaskName::for_this_thread().snapshot();
+}
+
+// Returns VmRSS from /proc/self/status in KiB, or -1.
+long resident_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stol(line.substr(6));
+    }
+  }
+  return -1;
+}
+
+asio::awaitable<void> wait_for_gate(sluice::runtime::Semaphore* gate) {
+  try {
+    co_await gate->acquire();
+  } catch (const sluice::runtime::SemaphoreClosed&) {
+  }
 }
 
 // Runs `body` as a coroutine on `io` and reports its exception, if any.
@@ -266,4 +299,32 @@ TEST(TaskSet, CancelAllLeavesSetOpen) {
   tasks.spawn("again", yield_then_count(&finished));
   io.run();
   EXPECT_EQ(finished, 1);
+}
+
+TEST(TaskSet, PendingTaskMemoryIsSmall) {
+  // Each task waits on a closed gate: its frame, its entry in the set and
+  // its co_spawn state are all alive when the resident size is read.
+  constexpr int kTasks = 100'000;
+  [[maybe_unused]] constexpr long kMaxBytesPerTask = 2048;
+  asio::io_context io;
+  sluice::runtime::Semaphore gate(io.get_executor(), 1, "gate");
+  std::optional<sluice::runtime::Permit> held = gate.try_acquire();
+  TaskSet tasks(io.get_executor(), "parked");
+  long before_kib = resident_kib();
+  for (int i = 0; i < kTasks; ++i) {
+    tasks.spawn("parked_task", wait_for_gate(&gate));
+  }
+  io.poll();
+  long after_kib = resident_kib();
+  ASSERT_EQ(gate.waiters(), static_cast<std::size_t>(kTasks));
+
+  long bytes_per_task = (after_kib - before_kib) * 1024 / kTasks;
+  std::printf("resident growth: %ld KiB for %d pending tasks, %ld bytes per task\n", after_kib - before_kib, kTasks,
+              bytes_per_task);
+  gate.close();
+  io.run();
+  EXPECT_EQ(tasks.completed_total(), static_cast<std::uint64_t>(kTasks));
+#ifndef SLUICE_TEST_UNDER_SANITIZER
+  EXPECT_LT(bytes_per_task, kMaxBytesPerTask);
+#endif
 }
