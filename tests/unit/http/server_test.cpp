@@ -1,13 +1,17 @@
 #include <sluice/http/server.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <iterator>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
@@ -703,20 +707,35 @@ TEST(HttpServer, DescriptorExhaustionBacksOff) {
     // new descriptor while the server's accept has none left (EMFILE).
     tcp::socket socket(executor);
     socket.open(tcp::v4());
+    // RLIMIT_NOFILE bounds descriptor numbers, not their count, so the limit
+    // drops to just above the highest open descriptor and /dev/null fills
+    // the free numbers below it.
     rlimit original{};
     getrlimit(RLIMIT_NOFILE, &original);
-    auto const open_descriptors = std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
-                                                std::filesystem::directory_iterator{});
+    int highest = 0;
+    for (auto const& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+      highest = std::max(highest, std::stoi(entry.path().filename().string()));
+    }
     rlimit lowered = original;
-    // directory_iterator held one descriptor of its own while counting.
-    lowered.rlim_cur = static_cast<rlim_t>(open_descriptors - 1);
+    lowered.rlim_cur = static_cast<rlim_t>(highest + 1);
     setrlimit(RLIMIT_NOFILE, &lowered);
+    std::vector<int> fillers;
+    for (int i = 0; i < 100'000; ++i) {
+      int const filler = ::open("/dev/null", O_RDONLY);
+      if (filler < 0) {
+        break;
+      }
+      fillers.push_back(filler);
+    }
     tcp::endpoint const endpoint{asio::ip::make_address("127.0.0.1"), server.port()};
     auto [connect_error] = co_await socket.async_connect(endpoint, use_tuple);
     asio::steady_timer timer(executor);
     timer.expires_after(500ms);
     co_await timer.async_wait(asio::use_awaitable);
     auto const errors_while_exhausted = server.stats().accept_errors;
+    for (int const filler : fillers) {
+      ::close(filler);
+    }
     setrlimit(RLIMIT_NOFILE, &original);
 
     std::string const request = simple_get("/after");

@@ -39,9 +39,9 @@ inline constexpr std::chrono::seconds kMaxWait{120};
 
 /// Runs `body` (a function object returning awaitable<void>) on a fresh
 /// io_context until the context has no work left. Fails the test if the body
-/// throws or if the loop still has work after kMaxWait (something leaked).
+/// throws or if the loop still has work after `max_wait` (something leaked).
 template <class Body>
-void run_test(Body body) {
+void run_test(Body body, std::chrono::seconds max_wait = kMaxWait) {
   asio::io_context context;
   std::exception_ptr failure;
   bool done = false;
@@ -52,8 +52,8 @@ void run_test(Body body) {
       context.stop();
     }
   });
-  context.run_for(kMaxWait);
-  ASSERT_TRUE(done) << "test body did not finish within " << kMaxWait.count() << " s";
+  context.run_for(max_wait);
+  ASSERT_TRUE(done) << "test body did not finish within " << max_wait.count() << " s";
   if (failure) {
     try {
       std::rethrow_exception(failure);
@@ -61,7 +61,7 @@ void run_test(Body body) {
       FAIL() << "test body threw: " << error.what();
     }
   }
-  EXPECT_TRUE(context.stopped()) << "the loop still had work " << kMaxWait.count() << " s after the start";
+  EXPECT_TRUE(context.stopped()) << "the loop still had work " << max_wait.count() << " s after the start";
 }
 
 inline asio::awaitable<tcp::socket> connect_to(std::uint16_t port) {
