@@ -358,9 +358,8 @@ asio::awaitable<Reply> ClientImpl::run_command(std::shared_ptr<ClientImpl> self,
                                                std::chrono::milliseconds timeout) {
   check_shareable(command);
   Clock::time_point deadline = Clock::now() + timeout;
-  std::string payload;
-  command.encode_to(payload);
-  RequestWaiter waiter(self->executor_, deadline, std::move(payload), 1, command.name());
+  RequestWaiter waiter(self->executor_, deadline, std::string(), 1, command.name());
+  waiter.command = &command;
   co_await self->submit(waiter);
   co_return std::move(waiter.reply);
 }

@@ -67,7 +67,11 @@ struct RequestWaiter {
   boost::asio::steady_timer timer;
   Clock::time_point started;
   Clock::time_point deadline;
+  /// Encoded commands, or empty when `command` is set.
   std::string payload;
+  /// A single command, encoded straight into the write buffer; it lives in
+  /// the caller's frame like the waiter.
+  const Command* command = nullptr;
   std::uint32_t commands;
   std::string_view name;
 

@@ -237,7 +237,11 @@ asio::awaitable<void> Connection::write_loop() {
         request.skipped = true;
         skipped_commands += request.commands;
       } else {
-        write_buffer_ += request.waiter->payload;
+        if (request.waiter->command != nullptr) {
+          request.waiter->command->encode_to(write_buffer_);
+        } else {
+          write_buffer_ += request.waiter->payload;
+        }
         request.waiter->written = true;
         commands += request.commands;
         stats.commands_sent += request.commands;
