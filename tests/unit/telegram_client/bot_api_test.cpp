@@ -1,7 +1,11 @@
 #include <sluice/telegram/bot_api.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
+#include <memory>
+#include <sstream>
+#include <vector>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -9,8 +13,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <sluice/http/multipart.hpp>
+#include <sluice/runtime/logging.hpp>
+#include <sluice/telegram/redact.hpp>
 
 #include "fake_bot_api_server.hpp"
 #include "test_data.hpp"
@@ -506,6 +513,126 @@ TEST(BotApi, MetricsCountCallsAndErrors) {
   EXPECT_EQ(metrics.telegram_errors.at(403), 1U);
   EXPECT_EQ(metrics.retries, 0U);
   EXPECT_EQ(metrics.in_flight, 0U);
+}
+
+}  // namespace
+}  // namespace sluice::telegram
+
+namespace sluice::telegram {
+namespace {
+
+// Collects the what() of every error a call throws.
+template <class Request>
+asio::awaitable<void> call_collecting(BotApi& api, Request request,
+                                      std::vector<std::string>& messages) {
+  try {
+    co_await api.call(std::move(request));
+  } catch (const std::exception& error) {
+    messages.emplace_back(error.what());
+  }
+}
+
+TEST(BotApiRedaction, TokenInNoLogOrError) {
+  const std::string token(kToken);
+  std::ostringstream captured;
+  auto capture = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  capture->set_pattern("%n %l %v");
+  auto telegram_logger = runtime::module_logger("sluice.telegram");
+  auto http_logger = runtime::module_logger("sluice.http");
+  for (const auto& logger : {telegram_logger, http_logger}) {
+    logger->sinks().push_back(capture);
+    logger->set_level(spdlog::level::trace);
+  }
+  std::vector<std::string> messages;
+
+  {
+    Harness h;
+    h.server.set_default("getMe", reply_from_file("ok_get_me_01.json", 200));
+    h.server.push_reply("getMe", {.status = 500,
+                                  .body = R"({"ok":false,"error_code":500,"description":"x"})"});
+    h.server.set_default("sendMessage", reply_from_file("error_400_chat_not_found_01.json", 400));
+    h.server.push_reply(
+        "sendMessage",
+        {.status = 429,
+         .body = R"({"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1",)"
+                 R"("parameters":{"retry_after":1}})"});
+    h.server.set_default("sendPhoto", {.status = 502, .body = "<html>bad gateway</html>"});
+    h.server.set_default("sendDocument", {.action = http::ConnectionAction::reset});
+    h.server.set_default("getChat", ok_reply(R"({"id":"wrong type"})"));
+    h.server.set_default("getFile",
+                         {.status = 404,
+                          .body = R"({"ok":false,"error_code":404,"description":"Not Found: /bot)" +
+                                  token + R"(/getFile"})"});
+    BotApiOptions options = test_options(h.server.base_url());
+    options.flood.enabled = true;
+    BotApi& api = h.make_api(options);
+
+    run_until_done(h.io, [&]() -> asio::awaitable<void> {
+      GetMe get_me;  // 500, retried, then ok
+      co_await call_collecting(api, std::move(get_me), messages);
+      SendMessage send{.chat_id = 42, .text = "hi"};  // 429, retried, then 400
+      co_await call_collecting(api, std::move(send), messages);
+      SendPhoto photo{.chat_id = 43, .photo = InputFile::from_file_id("AgAD")};  // gateway 502
+      co_await call_collecting(api, std::move(photo), messages);
+      SendDocument document{.chat_id = 44,
+                            .document = InputFile::from_bytes("a.txt", "abc")};  // reset
+      co_await call_collecting(api, std::move(document), messages);
+      GetChat chat{.chat_id = 45};  // invalid result
+      co_await call_collecting(api, std::move(chat), messages);
+      GetFile file{.file_id = "x"};  // token in the description
+      co_await call_collecting(api, std::move(file), messages);
+    });
+  }
+
+  {
+    asio::io_context io;
+    asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = probe.local_endpoint().port();
+    probe.close();
+    BotApiOptions options = test_options("http://127.0.0.1:" + std::to_string(port));
+    options.retry.max_attempts = 2;
+    {
+      BotApi api(io.get_executor(), options);
+      run_until_done(io, [&]() -> asio::awaitable<void> {
+        GetMe get_me;  // connection refused, retried
+        co_await call_collecting(api, std::move(get_me), messages);
+      });
+    }
+    io.run_for(1s);
+
+    BotApiOptions bad_url = options;
+    bad_url.base_url = "ftp://example.org/bot" + token;
+    try {
+      BotApi rejected(io.get_executor(), bad_url);
+    } catch (const std::exception& error) {
+      messages.emplace_back(error.what());
+    }
+  }
+
+  // A line that carries the token on purpose goes through the redacting sink.
+  telegram_logger->info("request url=https://api.telegram.org/bot{}/getMe", token);
+  telegram_logger->flush();
+  http_logger->flush();
+  for (const auto& logger : {telegram_logger, http_logger}) {
+    logger->set_level(spdlog::level::info);
+    auto& sinks = logger->sinks();
+    sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
+                               [&](const auto& sink) {
+                                 auto wrapper = std::dynamic_pointer_cast<RedactingSink>(sink);
+                                 return sink == capture || (wrapper && wrapper->inner() == capture);
+                               }),
+                sinks.end());
+  }
+
+  const std::string log = captured.str();
+  EXPECT_EQ(log.find(token), std::string::npos) << log;
+  EXPECT_NE(log.find("/bot<redacted>/getMe"), std::string::npos) << log;
+  EXPECT_NE(log.find("retrying call"), std::string::npos) << log;
+  EXPECT_NE(log.find("call failed"), std::string::npos) << log;
+  EXPECT_EQ(messages.size(), 7U);
+  for (const auto& message : messages) {
+    EXPECT_EQ(message.find(token), std::string::npos) << message;
+  }
 }
 
 }  // namespace
