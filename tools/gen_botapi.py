@@ -26,7 +26,7 @@ Mapping rules (the C++ side is documented in include/sluice/telegram/):
   and String fields that accept "attach://" -> InputFile.
   A type with "subtypes" becomes a struct deriving from std::variant of its
   subtypes. The discriminator is the String field whose description ends in
-  'always "x"' or 'must be x' in every subtype; it becomes a static
+  'always "x"' or 'must be x' in every subtype. It becomes a static
   constexpr member of the subtype. UNION_OVERRIDES settles unions without
   such a field. Unions that Telegram sends (reachable from Update or from a
   method result) get a final UnknownVariant alternative, so a new subtype
@@ -65,7 +65,7 @@ HAND_WRITTEN = {"InputFile", "ChatId", "Box", "UnknownVariant", "ReplyMarkup",
 # Unions whose subtypes carry no "always x" field.
 #   presence:      the subtype is chosen by a required key only it has; at
 #                  most one subtype may lack such a key and is the fallback.
-#   integer_equals: the subtype named by `match` when `field` holds `value`,
+#   integer_equals: the subtype named by `match` when `field` equals `value`,
 #                  otherwise `otherwise`.
 UNION_OVERRIDES = {
     "InputMessageContent": {"kind": "presence"},
@@ -89,6 +89,35 @@ SYNTHETIC_UNIONS = {
 # to build, and Telegram rejects mixed albums itself.
 FIELD_OVERRIDES = {
     ("sendMediaGroup", "media"): ["Array of InputMedia"],
+}
+
+# Fields that the Bot API documents as type True (always true when present)
+# but spec/botapi.json lists as Boolean. They default to true, so that
+# ReplyKeyboardRemove{} removes the keyboard.
+TRUE_FIELDS = {
+    ("ReplyKeyboardRemove", "remove_keyboard"),
+    ("ForceReply", "force_reply"),
+}
+
+# Fields the spec marks required that Telegram added to an existing type in
+# a later Bot API version. Replies from servers older than the spec omit
+# them (a self-hosted Bot API server that lags behind, recorded replies),
+# so they are std::optional here. Every other required field stays strict.
+# The entries come from real replies in tests/data that lack them.
+LATE_REQUIRED = {
+    ("ChatFullInfo", "accent_color_id"),
+    ("ChatFullInfo", "max_reaction_count"),
+    ("ChatFullInfo", "accepted_gift_types"),
+    ("ChatMemberAdministrator", "can_post_stories"),
+    ("ChatMemberAdministrator", "can_edit_stories"),
+    ("ChatMemberAdministrator", "can_delete_stories"),
+    ("ChatMemberBanned", "until_date"),
+    ("Poll", "allows_revoting"),
+    ("Poll", "members_only"),
+    ("PollAnswer", "option_persistent_ids"),
+    ("PollOption", "persistent_id"),
+    ("Sticker", "is_video"),
+    ("Sticker", "type"),
 }
 
 CPP_KEYWORDS = set("""
@@ -158,6 +187,11 @@ class Field:
         self.json_name = spec_field["name"]
         self.name = cpp_member_name(self.json_name)
         self.required = bool(spec_field["required"])
+        self.late_required = (owner, self.json_name) in LATE_REQUIRED
+        if self.late_required:
+            if not self.required:
+                fail(f"{owner}.{self.json_name} is in LATE_REQUIRED but is optional in the spec")
+            self.required = False
         self.type_expr = type_expr          # C++ type without optional/Box
         self.base_types = base_types        # [(named type or None, array depth)]
         self.boxed = False
@@ -171,15 +205,17 @@ class Field:
         return f"std::optional<{self.type_expr}>"
 
     def initializer(self):
+        # Every member has an initializer: g++ 12 -Wextra warns about members
+        # left out of a designated initializer list unless they have one.
         if self.boxed or not self.required:
-            return ""
+            return "{}"
         if self.type_expr == "std::int64_t":
             return " = 0"
         if self.type_expr == "double":
             return " = 0.0"
         if self.type_expr == "bool":
-            return " = false"
-        return ""
+            return " = true" if (self.owner, self.json_name) in TRUE_FIELDS else " = false"
+        return "{}"
 
 
 class TypeDef:
@@ -281,6 +317,10 @@ class Model:
                 type_expr, base_types = self.map_field(name, f)
                 td.fields.append(Field(name, f, type_expr, base_types))
             self.types[name] = td
+
+        present = {(n, f.json_name) for n, td in self.types.items() for f in td.fields}
+        for owner, field in sorted((LATE_REQUIRED | TRUE_FIELDS) - present):
+            fail(f"{owner}.{field} is listed in the generator but not in the spec")
 
         for key, synthetic in SYNTHETIC_UNIONS.items():
             td = TypeDef(synthetic["name"], None, "union")
@@ -646,6 +686,8 @@ def emit_struct(td, out):
         comment = ""
         if f.name != f.json_name:
             comment = f"  // JSON key \"{f.json_name}\""
+        if f.late_required:
+            comment = "  // required in the spec; servers older than it omit the field"
         out.append(f"  {f.cpp_type()} {f.name}{f.initializer()};{comment}")
     out.append("")
     out.append(f"  bool operator==(const {td.name}&) const = default;")
@@ -839,7 +881,8 @@ def emit_struct_reader(td, out):
         out.append(f"      case {length}:")
         for f in by_length[length]:
             out.append(f"        if (key == {cpp_string(f.json_name)}) {{")
-            out.append(f"          if (!read_json(value, out.{f.name}, context)) {{")
+            reader = "detail::read_required_box" if (f.boxed and f.required) else "read_json"
+            out.append(f"          if (!{reader}(value, out.{f.name}, context)) {{")
             out.append(f"            return context.in_field({cpp_string(f.json_name)});")
             out.append("          }")
             if f.required:
@@ -864,11 +907,14 @@ def emit_struct_reader(td, out):
 
 def emit_struct_writer(td, out):
     out.append(f"void write_json(boost::json::value& json, const {td.name}& in, detail::WriteContext& context) {{")
-    out.append("  boost::json::object& object = json.emplace_object();")
+    fields = list(visible_fields(td))
+    if fields or td.discriminator is not None:
+        out.append("  boost::json::object& object = json.emplace_object();")
+    else:
+        out.append("  json.emplace_object();")
     if td.discriminator is not None:
         field, _ = td.discriminator
         out.append(f"  object.emplace({cpp_string(field)}, {td.name}::{cpp_member_name(field)});")
-    fields = list(visible_fields(td))
     if not fields:
         out.append("  (void)in;")
         out.append("  (void)context;")
@@ -883,7 +929,7 @@ def emit_struct_writer(td, out):
 def emit_union_reader(td, model, out):
     rule = td.union_rule
     out.append(f"bool read_json(const boost::json::value& json, {td.name}& out, detail::ReadContext& context) {{")
-    # Alternatives told apart by the JSON kind (RichText: String, Array of RichText).
+    # Alternatives that the JSON kind selects (RichText: String, Array of RichText).
     for spec, alt in zip(td.alt_specs, td.alternatives):
         base, depth = split_array(spec)
         if depth > 0:

@@ -104,8 +104,8 @@ class InputFile {
 struct Upload {
   /// Name of the form part: the request field ("photo") or the name that
   /// an "attach://<name>" string in the JSON refers to.
-  std::string part_name;
-  InputFile file;
+  std::string part_name{};
+  InputFile file{};
 
   bool operator==(const Upload&) const = default;
 };

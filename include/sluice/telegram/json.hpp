@@ -56,11 +56,11 @@ class ParseError : public std::runtime_error {
  public:
   ParseError(std::string path, std::string reason);
 
-  /// Where the problem is: the root type name followed by field names and
-  /// array indices, "Update.message.entities[2].offset".
+  /// Location of the problem: the root type name followed by field names
+  /// and array indices, "Update.message.entities[2].offset".
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
-  /// What is wrong, for example "missing required field".
+  /// Cause of the problem, for example "missing required field".
   [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
 
  private:
@@ -70,8 +70,8 @@ class ParseError : public std::runtime_error {
 
 namespace detail {
 
-/// Error state of one read. Reading returns false on the first problem;
-/// each enclosing level then adds its field name or index on the way out,
+/// Error state of one read. Reading returns false on the first problem.
+/// Each enclosing level then adds its field name or index on the way out,
 /// so the success path does no path bookkeeping.
 class ReadContext {
  public:
@@ -98,7 +98,7 @@ class ReadContext {
   std::vector<std::string> segments_;  // innermost first
 };
 
-/// Where a write puts the files of InputFile uploads.
+/// Destination of the InputFile uploads met during a write.
 class WriteContext {
  public:
   /// Plain JSON: an upload throws std::invalid_argument.
@@ -236,6 +236,20 @@ constexpr std::string_view root_name() {
 
 }  // namespace detail
 
+namespace detail {
+
+/// Reads a required field that is boxed because its type contains itself:
+/// unlike an optional Box, null is not accepted as "absent".
+template <class T>
+bool read_required_box(const boost::json::value& json, Box<T>& out, ReadContext& context) {
+  if (json.is_null()) {
+    return context.fail_kind(kind_name<T>(), json);
+  }
+  return read_json(json, out.emplace(), context);
+}
+
+}  // namespace detail
+
 template <class T>
 bool read_json(const boost::json::value& json, std::vector<T>& out, detail::ReadContext& context) {
   const boost::json::array* array = json.if_array();
@@ -364,7 +378,7 @@ template <class T>
 }
 
 /// Converts `in` into a JSON value. Throws std::invalid_argument when `in`
-/// holds an InputFile upload (use serialize_request for requests with files).
+/// contains an InputFile upload (use serialize_request for requests with files).
 template <class T>
 [[nodiscard]] boost::json::value to_json(const T& in) {
   boost::json::value json;

@@ -18,12 +18,12 @@ namespace sluice::telegram {
 /// A request ready for the HTTP layer.
 struct SerializedRequest {
   /// Bot API method name, for example "sendMessage" (static storage).
-  std::string_view method;
+  std::string_view method{};
   /// Every field except top-level uploads; nested uploads appear as
   /// "attach://<part_name>" strings.
-  boost::json::object fields;
+  boost::json::object fields{};
   /// File parts, in the order the fields were written.
-  std::vector<Upload> uploads;
+  std::vector<Upload> uploads{};
 
   /// True when the request must be sent as multipart/form-data.
   [[nodiscard]] bool needs_multipart() const noexcept { return !uploads.empty(); }

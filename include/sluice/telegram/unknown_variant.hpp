@@ -18,9 +18,9 @@ namespace sluice::telegram {
 /// ...) have no such alternative: an unknown value there is a parse error.
 struct UnknownVariant {
   /// Value of the discriminator field, for example "status" = "guest".
-  std::string discriminator;
+  std::string discriminator{};
   /// The whole JSON object, serialised.
-  std::string json;
+  std::string json{};
 
   bool operator==(const UnknownVariant&) const = default;
 };
