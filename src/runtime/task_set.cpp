@@ -104,9 +104,9 @@ class TaskSetState {
   // Records how a task ended and removes it. `abandoned` means its frame
   // was destroyed without completing (the io_context went away).
   void finish(TaskEntry& entry, const std::exception_ptr& error, bool abandoned) {
-    // co_spawn left a cancellation handler in the entry's slot that holds
-    // the task's executor, which shares ownership of the entry: a cycle
-    // that only clearing the slot breaks. The task's frame is finished, so
+    // co_spawn left a cancellation handler in the entry's slot that keeps
+    // a copy of the task's executor, which shares ownership of the entry.
+    // Only clearing the slot breaks that cycle. The task's frame is finished, so
     // nothing uses the handler any more.
     entry.signal.slot().clear();
     unlink(&entry);
@@ -368,6 +368,20 @@ asio::awaitable<void> close_state(std::shared_ptr<detail::TaskSetState> state, C
   }
 }
 
+using IoExecutor = asio::io_context::executor_type;
+
+// Returns the io_context executor inside `executor`, looking through one
+// NamedExecutor (a TaskSet created inside a task), or null.
+const IoExecutor* concrete_io_executor(const asio::any_io_executor& executor) {
+  if (const auto* io_executor = executor.target<IoExecutor>()) {
+    return io_executor;
+  }
+  if (const auto* named = executor.target<NamedExecutor<IoExecutor>>()) {
+    return &named->inner_executor();
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 TaskSet::TaskSet(asio::any_io_executor executor, std::string name)
@@ -393,11 +407,21 @@ void TaskSet::spawn(std::string name, asio::awaitable<void> task) {
   }
 
   auto entry = std::make_shared<detail::TaskEntry>(std::move(name));
-  NamedExecutor<asio::any_io_executor> executor(state_->executor(),
-                                                std::shared_ptr<const std::string>(entry, &entry->name));
+  std::shared_ptr<const std::string> task_name(entry, &entry->name);
   asio::cancellation_slot slot = entry->signal.slot();
   state_->link(entry.get());
-  asio::co_spawn(executor, std::move(task), asio::bind_cancellation_slot(slot, TaskCompletion(state_, std::move(entry))));
+  auto completion = asio::bind_cancellation_slot(slot, TaskCompletion(state_, std::move(entry)));
+
+  // A NamedExecutor around the concrete io_context executor fits in
+  // any_io_executor's small buffer. One around an any_io_executor does not,
+  // so every copy of the coroutine's executor (Asio makes several per
+  // resumption) would allocate.
+  if (const IoExecutor* io_executor = concrete_io_executor(state_->executor())) {
+    asio::co_spawn(NamedExecutor<IoExecutor>(*io_executor, std::move(task_name)), std::move(task), std::move(completion));
+  } else {
+    asio::co_spawn(NamedExecutor<asio::any_io_executor>(state_->executor(), std::move(task_name)), std::move(task),
+                   std::move(completion));
+  }
 }
 
 asio::awaitable<void> TaskSet::join() {
