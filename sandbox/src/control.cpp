@@ -21,7 +21,7 @@ constexpr auto kDefaultWait = std::chrono::seconds(10);
 constexpr double kMaxWaitSeconds = 600;
 
 http::Reply control_ok(boost::json::value result) {
-  return Sandbox::Impl::json_reply(200, ok_body(result, {}));
+  return Sandbox::Impl::json_reply(200, ok_body(std::move(result), {}));
 }
 
 http::Reply control_error(unsigned status, std::string description) {

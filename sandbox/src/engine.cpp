@@ -115,10 +115,10 @@ bool is_known_update_kind(std::string_view kind) {
   return std::find(std::begin(kUpdateKinds), std::end(kUpdateKinds), kind) != std::end(kUpdateKinds);
 }
 
-std::string ok_body(boost::json::value const& result, std::string_view description) {
+std::string ok_body(boost::json::value result, std::string_view description) {
   boost::json::object body;
   body["ok"] = true;
-  body["result"] = result;
+  body["result"] = std::move(result);
   if (!description.empty()) {
     body["description"] = description;
   }
@@ -950,7 +950,7 @@ Outcome Engine::handle(ApiRequest request, Instant now) {
         reply = std::get<ApiReply>(std::move(outcome));
       } else {
         auto result = dispatch(method_key, call);
-        reply = ApiReply{200, ok_body(result, call.description)};
+        reply = ApiReply{200, ok_body(std::move(result), call.description)};
       }
     } catch (ApiError const& error) {
       reply = error_reply(error);

@@ -54,7 +54,7 @@ std::optional<std::string_view> canonical_method(std::string_view lower_name);
 bool is_known_update_kind(std::string_view kind);
 
 /// Serialises {"ok":true,"result":...[,"description":...]}.
-std::string ok_body(boost::json::value const& result, std::string_view description);
+std::string ok_body(boost::json::value result, std::string_view description);
 
 /// Serialises Telegram's error shape for `error`.
 ApiReply error_reply(ApiError const& error);

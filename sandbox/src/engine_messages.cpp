@@ -1,5 +1,5 @@
 // Engine: the message methods (send, edit, delete, copy, forward, media),
-// callback answers, chat actions, getChat and the bot's commands.
+// answerCallbackQuery, sendChatAction, getChat and the bot's commands.
 
 #include <sluice/sandbox/engine.hpp>
 
@@ -153,9 +153,9 @@ boost::json::object check_reply_markup(boost::json::value const& markup, bool& h
       }
     }
   }
-  boost::json::object shown;
-  shown["inline_keyboard"] = *keyboard;
-  return shown;
+  boost::json::object inline_keyboard;
+  inline_keyboard["inline_keyboard"] = *keyboard;
+  return inline_keyboard;
 }
 
 }  // namespace
@@ -247,18 +247,24 @@ std::optional<std::pair<std::int64_t, std::int64_t>> image_dimensions(std::strin
 // ---------------------------------------------------------- chat access ----
 
 Engine::ChatState& Engine::resolve_chat_param(CallContext& call, std::string_view name) {
-  auto text = call.params.text(name);
-  if (!text || text->empty()) {
-    throw bad_request(std::string(name) + " is empty");
-  }
   std::optional<std::int64_t> id;
-  if ((*text)[0] == '@') {
-    auto it = usernames_.find(ascii_lower(std::string_view(*text).substr(1)));
-    if (it != usernames_.end()) {
-      id = it->second;
-    }
+  auto const* raw = call.params.raw().if_contains(name);
+  if (raw != nullptr && raw->is_int64()) {
+    // The common case of a JSON body needs no conversion to text and back.
+    id = raw->get_int64();
   } else {
-    id = parse_int(*text);
+    auto text = call.params.text(name);
+    if (!text || text->empty()) {
+      throw bad_request(std::string(name) + " is empty");
+    }
+    if ((*text)[0] == '@') {
+      auto it = usernames_.find(ascii_lower(std::string_view(*text).substr(1)));
+      if (it != usernames_.end()) {
+        id = it->second;
+      }
+    } else {
+      id = parse_int(*text);
+    }
   }
   auto chat = id ? chats_.find(*id) : chats_.end();
   if (chat == chats_.end()) {
@@ -418,9 +424,9 @@ void Engine::attach_reply_markup(CallContext& call, boost::json::object& message
   }
   bool has_callback = false;
   std::string data;
-  auto shown = check_reply_markup(*markup, has_callback, data);
-  if (!shown.empty()) {
-    message["reply_markup"] = std::move(shown);
+  auto inline_keyboard = check_reply_markup(*markup, has_callback, data);
+  if (!inline_keyboard.empty()) {
+    message["reply_markup"] = std::move(inline_keyboard);
   }
 }
 

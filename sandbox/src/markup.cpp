@@ -7,6 +7,8 @@
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 
+#include "stable_sort.hpp"
+
 namespace sluice::sandbox {
 namespace {
 
@@ -141,7 +143,7 @@ bool make_link_entity(std::string_view target, RawEntity& entity) {
 // the ones nested in them).
 FormattedText finish(std::string text, std::vector<RawEntity> raw) {
   FormattedText result;
-  std::stable_sort(raw.begin(), raw.end(), [](RawEntity const& a, RawEntity const& b) {
+  stable_sort_items(raw, [](RawEntity const& a, RawEntity const& b) {
     if (a.begin != b.begin) {
       return a.begin < b.begin;
     }
@@ -1160,7 +1162,7 @@ void detect_entities(FormattedText& formatted) {
   }
   auto detected = finish(formatted.text, std::move(found));
   formatted.entities.insert(formatted.entities.end(), detected.entities.begin(), detected.entities.end());
-  std::stable_sort(formatted.entities.begin(), formatted.entities.end(), [](Entity const& a, Entity const& b) {
+  stable_sort_items(formatted.entities, [](Entity const& a, Entity const& b) {
     if (a.offset != b.offset) {
       return a.offset < b.offset;
     }

@@ -24,7 +24,7 @@ namespace {
 
 // Telegram's front end identifies itself so; bots see the same header.
 constexpr char const* kServerName = "nginx/1.18.0";
-// Longest wait a /sandbox/wait request may ask for.
+// Maximum wait of a /sandbox/wait request.
 constexpr auto kMaxWait = std::chrono::minutes(10);
 
 std::string nginx_error_page(unsigned status) {
@@ -237,7 +237,10 @@ asio::awaitable<http::Reply> Sandbox::Impl::serve_bot_api(http::Request request,
   auto decision = engine_.faults().decide(route.method);
   if (decision.delay > std::chrono::milliseconds::zero()) {
     engine_.record_fault(FaultKind::latency);
-    co_await sleep_until(Clock::now() + decision.delay);
+    // A plain timer: waking every delayed call on each state change would
+    // cost O(calls in flight) per request under load.
+    asio::steady_timer timer(executor_, decision.delay);
+    co_await timer.async_wait(asio::use_awaitable);
   }
   if (decision.failure) {
     engine_.record_fault(*decision.failure);
@@ -302,8 +305,9 @@ asio::awaitable<http::Reply> Sandbox::Impl::serve_bot_api(http::Request request,
 }
 
 asio::awaitable<void> Sandbox::Impl::sleep_until(Instant when) {
-  asio::steady_timer timer(executor_, when);
-  co_await timer.async_wait(asio::use_awaitable);
+  while (Clock::now() < when && !stopping_) {
+    co_await changes_.wait_until(when);
+  }
 }
 
 // --------------------------------------------------------- public API ----

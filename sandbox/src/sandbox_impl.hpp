@@ -67,6 +67,7 @@ class Sandbox::Impl {
   // Scenario playback (player.cpp).
   boost::asio::awaitable<void> run_scenario_events();
   boost::asio::awaitable<void> run_simulation();
+  /// Waits until `when`, or less when the sandbox stops.
   boost::asio::awaitable<void> sleep_until(Instant when);
 
   static http::Reply json_reply(unsigned status, std::string body);

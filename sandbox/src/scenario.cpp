@@ -8,6 +8,7 @@
 #include <boost/json/parse.hpp>
 
 #include "engine_internal.hpp"
+#include "stable_sort.hpp"
 
 namespace sluice::sandbox {
 namespace {
@@ -283,8 +284,7 @@ Scenario parse_scenario(boost::json::value const& json, std::filesystem::path co
     for (auto const& event : events->get_array()) {
       scenario.events.push_back(event_from_json(event, base_dir, "events[" + std::to_string(index++) + "]"));
     }
-    std::stable_sort(scenario.events.begin(), scenario.events.end(),
-                     [](ScriptedEvent const& a, ScriptedEvent const& b) { return a.at < b.at; });
+    stable_sort_items(scenario.events, [](ScriptedEvent const& a, ScriptedEvent const& b) { return a.at < b.at; });
   }
   if (auto const* simulate = object.if_contains("simulate")) {
     auto const& fields = as_object(*simulate, "simulate");

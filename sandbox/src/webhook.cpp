@@ -16,7 +16,8 @@ namespace asio = boost::asio;
 
 namespace {
 
-// How Telegram words webhook failures in getWebhookInfo.last_error_message.
+// Returns Telegram's wording of a webhook failure, as
+// getWebhookInfo.last_error_message shows it.
 std::string describe_failure(http::HttpError const& error) {
   switch (error.kind()) {
     case http::ErrorKind::resolve:
@@ -80,7 +81,7 @@ asio::awaitable<void> Sandbox::Impl::deliver(WebhookDelivery delivery) {
   if (!delivery.secret_token.empty()) {
     request.headers.emplace_back("X-Telegram-Bot-Api-Secret-Token", delivery.secret_token);
   }
-  request.timeout = options_.engine.webhook.request_timeout;
+  request.timeout = engine_.webhook_options().request_timeout;
   request.operation = "webhook";
   request.idempotent = false;
 
@@ -92,7 +93,7 @@ asio::awaitable<void> Sandbox::Impl::deliver(WebhookDelivery delivery) {
     client_options.verify_peer = options_.webhook_verify_peer;
     client_options.extra_ca_pem = options_.webhook_ca_pem;
     client_options.user_agent = {};
-    client_options.request_timeout = options_.engine.webhook.request_timeout;
+    client_options.request_timeout = engine_.webhook_options().request_timeout;
     webhook_client_ = std::make_unique<http::Client>(executor_, client_options);
   }
 
@@ -118,9 +119,9 @@ asio::awaitable<void> Sandbox::Impl::deliver(WebhookDelivery delivery) {
   }
   engine_.finish_webhook_delivery(delivery, result, Clock::now());
 
-  // A bot may answer a webhook with a method call in the response body
-  // (https://core.telegram.org/bots/api#making-requests-when-getting-updates);
-  // Telegram runs it and ignores its result.
+  // A bot may reply to a webhook with a method call in the response body
+  // (https://core.telegram.org/bots/api#making-requests-when-getting-updates).
+  // Telegram runs it and discards its result.
   if (result.ok && !response->body().empty()) {
     boost::system::error_code ec;
     auto body = boost::json::parse(response->body(), ec);

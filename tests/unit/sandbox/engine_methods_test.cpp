@@ -36,11 +36,11 @@ class EngineMethods : public ::testing::Test {
     blocked.first_name = "Mallory";
     blocked.blocked_bot = true;
     harness.engine().add_user(blocked);
-    User gone;
-    gone.id = 100000008;
-    gone.first_name = "Deleted";
-    gone.deactivated = true;
-    harness.engine().add_user(gone);
+    User deleted_account;
+    deleted_account.id = 100000008;
+    deleted_account.first_name = "Deleted";
+    deleted_account.deactivated = true;
+    harness.engine().add_user(deleted_account);
 
     harness.engine().add_chat(group(kGroup, ChatType::group, "Team"));
     auto migrated = group(kMigratedGroup, ChatType::group, "Old team");

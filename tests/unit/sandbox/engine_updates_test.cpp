@@ -219,7 +219,8 @@ TEST_F(EngineUpdates, WebhookDeliversOnePerChatInOrder) {
 
   auto first = engine.next_webhook_delivery(harness.now());
   auto second = engine.next_webhook_delivery(harness.now());
-  ASSERT_TRUE(first && second);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
   EXPECT_FALSE(engine.next_webhook_delivery(harness.now()).has_value()) << "each chat has one update in flight";
   EXPECT_EQ(first->update_id, 500);
   EXPECT_EQ(second->update_id, 503);

@@ -168,6 +168,8 @@ class Engine {
   // ---------------------------------------------------------- webhook ----
 
   bool webhook_active() const { return !webhook_.url.empty(); }
+  /// The sandbox's webhook settings (changed by apply_config).
+  WebhookOptions const& webhook_options() const { return options_.webhook; }
   std::size_t webhook_max_connections() const { return static_cast<std::size_t>(webhook_.max_connections); }
 
   /// Takes the next update to POST: the oldest update of a chat with nothing

@@ -103,8 +103,8 @@ class Sandbox {
   /// made directly on engine().
   void notify();
 
-  /// Waits until `condition` (see Engine::evaluate_condition) holds or
-  /// `timeout` passes; returns whether it holds. Cancellation: throws
+  /// Waits until `condition` (see Engine::evaluate_condition) is true or
+  /// `timeout` passes, and returns whether it is true. Cancellation: throws
   /// operation_aborted. Throws std::invalid_argument for a bad condition.
   boost::asio::awaitable<bool> wait_for(std::string condition, std::chrono::milliseconds timeout);
 
