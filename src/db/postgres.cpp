@@ -26,9 +26,20 @@ constexpr Oid kByteaOid = 17;
 // Each prepared statement gets a name with this prefix and a counter.
 constexpr std::string_view kStatementPrefix = "sluice_";
 
+// Puts a libpq message on one line: libpq ends it with a newline and
+// indents hint lines with "\n\t".
 std::string trim_message(const char* message) {
-  std::string text = message == nullptr ? std::string() : std::string(message);
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+  std::string text;
+  for (const char* c = message; c != nullptr && *c != '\0'; ++c) {
+    if (*c == '\n' || *c == '\t') {
+      if (!text.empty() && text.back() != ' ') {
+        text.push_back(' ');
+      }
+      continue;
+    }
+    text.push_back(*c);
+  }
+  while (!text.empty() && text.back() == ' ') {
     text.pop_back();
   }
   return text;
