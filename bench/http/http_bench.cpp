@@ -114,7 +114,9 @@ int serve(Arguments const& arguments) {
 struct ClientRun {
   std::uint64_t requests = 0;
   std::uint64_t failures = 0;
+  int workers_left = 0;
   Clock::time_point stop_at;
+  Clock::time_point finished_at;
 };
 
 asio::awaitable<void> client_worker(sluice::http::Client& client, std::string url, ClientRun& run) {
@@ -131,6 +133,12 @@ asio::awaitable<void> client_worker(sluice::http::Client& client, std::string ur
       ++run.failures;
     }
   }
+  if (--run.workers_left == 0) {
+    // Idle pooled connections keep the loop running until their idle
+    // timeout, so the last worker closes them.
+    run.finished_at = Clock::now();
+    client.close_idle_connections();
+  }
 }
 
 int run_client(Arguments const& arguments) {
@@ -142,6 +150,7 @@ int run_client(Arguments const& arguments) {
   ClientRun run;
   auto const start = Clock::now();
   run.stop_at = start + std::chrono::seconds(arguments.seconds);
+  run.workers_left = arguments.concurrency;
   for (int i = 0; i < arguments.concurrency; ++i) {
     asio::co_spawn(context, client_worker(client, url, run), [](std::exception_ptr failure) {
       if (failure) {
@@ -150,7 +159,7 @@ int run_client(Arguments const& arguments) {
     });
   }
   context.run();
-  auto const seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  auto const seconds = std::chrono::duration<double>(run.finished_at - start).count();
   std::printf("requests=%llu failures=%llu seconds=%.2f rps=%.0f connections=%llu\n",
               static_cast<unsigned long long>(run.requests), static_cast<unsigned long long>(run.failures), seconds,
               static_cast<double>(run.requests) / seconds,

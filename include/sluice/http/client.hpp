@@ -107,6 +107,9 @@ struct ClientStats {
 /// Lifetimes: requests in progress keep the pool state alive, so the client
 /// may be destroyed while they run (they finish, and their connections are
 /// closed instead of pooled). Destroy the client before its io_context.
+/// Idle pooled connections keep the io_context busy (`run()` does not
+/// return) until their idle timeout, `close_idle_connections()` or the
+/// client's destruction.
 class Client {
  public:
   explicit Client(boost::asio::any_io_executor executor, ClientOptions options = {});
