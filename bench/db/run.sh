@@ -3,11 +3,12 @@
 #
 #   bench/db/run.sh [BUILD_DIR]   (default build-bench-db, configured Release)
 #
-# Starts its own PostgreSQL through scripts/with-services.sh, loads pgbench's
-# schema at scale 10, then in one run: pgbench -S -M prepared, sluice_db_load
-# and asyncpg's pool on the same query with 32 clients for 10 s each; the
-# pool micro-benchmark; SQLite reads and writes through offload. pgbench
-# also runs with one client thread (-j 1), as sluice uses one event loop.
+# Starts its own PostgreSQL through scripts/with-services.sh and loads
+# pgbench's schema at scale 10. Then, in one run, it measures the pool
+# micro-benchmark, the same point query through pgbench -S -M prepared,
+# sluice_db_load and asyncpg's pool (32 clients, 10 s each), and SQLite
+# reads and writes through offload. pgbench also runs with one client
+# thread (-j 1), because sluice uses one event loop thread.
 # Needs: postgresql-15 (pgbench), python3-asyncpg (Debian's, hence /usr/bin/python3).
 set -euo pipefail
 
