@@ -285,7 +285,7 @@ TEST(RedisFaults, RandomCancellationsKeepRepliesInStep) {
     co_await client.ping();
 
     std::mt19937 random(12345);
-    std::bernoulli_distribution cancel(0.5);
+    std::bernoulli_distribution cancel(0.75);
     std::uniform_int_distribution<int> turn(0, kMaxTurns - 1);
     EchoTally tally;
     std::size_t emitted = 0;

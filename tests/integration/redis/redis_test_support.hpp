@@ -24,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 
 // Upper bound for one test body, so that a broken test fails instead of
 // hanging.
-inline constexpr auto kMaxWait = std::chrono::seconds(90);
+inline constexpr auto kMaxWait = std::chrono::seconds(180);
 
 /// SLUICE_TEST_REDIS_URL, or empty when it is not set.
 std::string shared_redis_url();
