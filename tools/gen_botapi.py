@@ -204,11 +204,21 @@ class Field:
             return self.type_expr
         return f"std::optional<{self.type_expr}>"
 
+    def shares_header_with_element(self):
+        owner_header = TYPE_HEADERS.get(self.owner)
+        return owner_header is not None and any(
+            TYPE_HEADERS.get(name) == owner_header for name, _ in self.base_types if name)
+
     def initializer(self):
         # Every member has an initializer: g++ 12 -Wextra warns about members
         # left out of a designated initializer list unless they have one.
         if self.boxed or not self.required:
             return "{}"
+        if self.type_expr.startswith("std::vector<") and self.shares_header_with_element():
+            # The element may still be incomplete here (a type that contains
+            # itself through a union, like RichBlockList and RichBlock), and
+            # clang-19 rejects a default member initializer for that vector.
+            return ""
         if self.type_expr == "std::int64_t":
             return " = 0"
         if self.type_expr == "double":
@@ -520,6 +530,7 @@ class Model:
             header = f"{INCLUDE_ROOT}/types/{snake_case(header_type)}.hpp"
             for n in ordered:
                 self.types[n].header = header
+                TYPE_HEADERS[n] = header
             self.groups.append((header, ordered))
             self.order.extend(ordered)
         headers = [g[0] for g in self.groups]
@@ -533,6 +544,10 @@ class Model:
             snake[s] = name
         for td in self.requests.values():
             td.header = f"{INCLUDE_ROOT}/methods/{snake_case(td.method_name)}.hpp"
+
+
+# Type name -> generated header, filled by Model.order_and_group().
+TYPE_HEADERS = {}
 
 
 def tarjan(graph):
