@@ -107,9 +107,9 @@ TEST(PostgresFault, RestartUnder64Queriers) {
   });
 }
 
-// NOTE: disabled because it fails when it starts while the restart test's
-// server is still shutting down (connect refused); it needs to wait for
-// the server to accept connections first.
+// NOTE: disabled. It fails when it starts while the restart test's server
+// is still shutting down, so it must first wait until the server accepts
+// connections.
 TEST(PostgresFault, DISABLED_FrozenServerDetectedAtQueryTimeout) {
   SLUICE_REQUIRE_POSTGRES(url);
   asio::io_context ioc;
