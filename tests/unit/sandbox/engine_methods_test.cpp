@@ -22,6 +22,16 @@ using namespace std::chrono_literals;
 constexpr std::int64_t kAlice = 100000001;
 constexpr std::int64_t kBob = 100000002;
 constexpr std::int64_t kGroup = -100000003;
+
+// Returns {"inline_keyboard": [row]}. Written out because clang reads
+// `array{array{...}}` as a copy of the inner array, not as nesting.
+boost::json::object one_row_keyboard(boost::json::array row) {
+  boost::json::array rows;
+  rows.emplace_back(std::move(row));
+  boost::json::object markup;
+  markup["inline_keyboard"] = std::move(rows);
+  return markup;
+}
 constexpr std::int64_t kMigratedGroup = -100000004;
 constexpr std::int64_t kSupergroup = -1001000000005;
 constexpr std::int64_t kChannel = -1001000000006;
@@ -242,10 +252,8 @@ TEST_F(EngineMethods, ReplyEmbedsRepliedMessage) {
 }
 
 TEST_F(EngineMethods, InlineKeyboardIsShownAndChecked) {
-  boost::json::object markup{
-      {"inline_keyboard", boost::json::array{boost::json::array{
-                              boost::json::object{{"text", "Yes"}, {"callback_data", "yes"}},
-                              boost::json::object{{"text", "Site"}, {"url", "https://example.org"}}}}}};
+  auto markup = one_row_keyboard(boost::json::array{boost::json::object{{"text", "Yes"}, {"callback_data", "yes"}},
+                                                    boost::json::object{{"text", "Site"}, {"url", "https://example.org"}}});
   auto reply = send(kAlice, "Choose", {{"reply_markup", markup}});
   ASSERT_TRUE(reply.ok()) << reply.body;
   EXPECT_EQ(reply.result().at("reply_markup"), markup);
@@ -256,13 +264,11 @@ TEST_F(EngineMethods, InlineKeyboardIsShownAndChecked) {
   EXPECT_TRUE(as_string.ok()) << "a serialized keyboard is accepted too";
   EXPECT_EQ(send(kAlice, "x", {{"reply_markup", "{not json"}}).description(),
             "Bad Request: can't parse reply keyboard markup JSON object");
-  boost::json::object text_only{
-      {"inline_keyboard", boost::json::array{boost::json::array{boost::json::object{{"text", "Plain"}}}}}};
+  auto text_only = one_row_keyboard(boost::json::array{boost::json::object{{"text", "Plain"}}});
   EXPECT_EQ(send(kAlice, "x", {{"reply_markup", text_only}}).description(),
             "Bad Request: text buttons are unallowed in the inline keyboard");
-  boost::json::object long_data{
-      {"inline_keyboard",
-       boost::json::array{boost::json::array{boost::json::object{{"text", "x"}, {"callback_data", std::string(65, 'd')}}}}}};
+  auto long_data =
+      one_row_keyboard(boost::json::array{boost::json::object{{"text", "x"}, {"callback_data", std::string(65, 'd')}}});
   EXPECT_EQ(send(kAlice, "x", {{"reply_markup", long_data}}).description(), "Bad Request: BUTTON_DATA_INVALID");
   boost::json::object reply_keyboard{{"remove_keyboard", true}};
   auto removed = send(kAlice, "x", {{"reply_markup", reply_keyboard}});
@@ -324,9 +330,7 @@ TEST_F(EngineMethods, DeleteOthersMessageInGroupNeedsAdmin) {
 }
 
 TEST_F(EngineMethods, AnswerCallbackQueryOnce) {
-  boost::json::object markup{
-      {"inline_keyboard",
-       boost::json::array{boost::json::array{boost::json::object{{"text", "Go"}, {"callback_data", "go"}}}}}};
+  auto markup = one_row_keyboard(boost::json::array{boost::json::object{{"text", "Go"}, {"callback_data", "go"}}});
   auto id = send(kAlice, "Press", {{"reply_markup", markup}}).result().at("message_id").as_int64();
   auto query_id = harness.engine().push_callback_query(kAlice, 0, id, std::nullopt, harness.now());
   auto first = harness.call("answerCallbackQuery", {{"callback_query_id", query_id}, {"text", "Done"}});
