@@ -244,8 +244,8 @@ Chat* Engine::find_chat(std::int64_t id) {
   return it == chats_.end() ? nullptr : &it->second.chat;
 }
 
-boost::json::object Engine::user_json(User const& user) const {
-  boost::json::object json;
+boost::json::object Engine::user_json(User const& user, boost::json::storage_ptr storage) const {
+  boost::json::object json(std::move(storage));
   json["id"] = user.id;
   json["is_bot"] = false;
   json["first_name"] = user.first_name;
@@ -264,8 +264,8 @@ boost::json::object Engine::user_json(User const& user) const {
   return json;
 }
 
-boost::json::object Engine::bot_user_json() const {
-  boost::json::object json;
+boost::json::object Engine::bot_user_json(boost::json::storage_ptr storage) const {
+  boost::json::object json(std::move(storage));
   json["id"] = options_.bot.id();
   json["is_bot"] = true;
   json["first_name"] = options_.bot.first_name;
@@ -273,8 +273,8 @@ boost::json::object Engine::bot_user_json() const {
   return json;
 }
 
-boost::json::object Engine::chat_json(Chat const& chat) const {
-  boost::json::object json;
+boost::json::object Engine::chat_json(Chat const& chat, boost::json::storage_ptr storage) const {
+  boost::json::object json(std::move(storage));
   json["id"] = chat.id;
   if (chat.type == ChatType::private_chat) {
     json["first_name"] = chat.first_name;
@@ -512,7 +512,7 @@ std::string Engine::push_callback_query(std::int64_t user_id, std::int64_t chat_
   boost::json::object query;
   query["id"] = query_id;
   query["from"] = user_json(*user);
-  query["message"] = stored->json;
+  query["message"] = boost::json::parse(stored->json);
   query["chat_instance"] = chat_instance;
   query["data"] = data.value_or(stored->first_callback_data);
 
@@ -950,7 +950,11 @@ Outcome Engine::handle(ApiRequest request, Instant now) {
         reply = std::get<ApiReply>(std::move(outcome));
       } else {
         auto result = dispatch(method_key, call);
-        reply = ApiReply{200, ok_body(std::move(result), call.description)};
+        if (!call.raw_result.empty()) {
+          reply = ApiReply{200, R"({"ok":true,"result":)" + call.raw_result + "}"};
+        } else {
+          reply = ApiReply{200, ok_body(std::move(result), call.description)};
+        }
       }
     } catch (ApiError const& error) {
       reply = error_reply(error);

@@ -41,6 +41,9 @@ struct Engine::CallContext {
   std::int64_t chat_id = 0;
   /// "description" of a successful reply ("Webhook was set").
   std::string description;
+  /// A serialized result; when set, it replaces the value the method
+  /// returns (message methods use it to skip building the JSON again).
+  std::string raw_result;
 };
 
 /// Lower-cases ASCII letters.

@@ -8,6 +8,8 @@
 #include <charconv>
 
 #include <boost/json/array.hpp>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "engine_internal.hpp"
@@ -21,6 +23,9 @@ constexpr std::size_t kMaxTextLength = 4096;
 constexpr std::size_t kMaxCaptionLength = 1024;
 constexpr std::size_t kMaxCallbackDataBytes = 64;
 constexpr std::size_t kMaxCallbackAnswerLength = 200;
+// Stack buffer for building one message's JSON; larger messages spill to
+// the heap. 8 KiB holds a typical message without any allocation.
+constexpr std::size_t kMessageBufferBytes = 8 * 1024;
 // Largest side of each photo size Telegram generates for bots; the largest
 // size is the photo itself, scaled down to 1280 if needed.
 constexpr std::array<std::int64_t, 4> kPhotoBoxes = {90, 320, 800, 1280};
@@ -327,28 +332,29 @@ std::int64_t Engine::allocate_message_id(ChatState& chat) {
   return shared_message_id_++;
 }
 
-boost::json::object Engine::new_message_json(ChatState& chat, std::int64_t message_id, Instant now, bool from_bot) {
-  boost::json::object message;
+boost::json::object Engine::new_message_json(ChatState& chat, std::int64_t message_id, Instant now, bool from_bot,
+                                             boost::json::storage_ptr storage) {
+  boost::json::object message(storage);
   message.reserve(12);
   message["message_id"] = message_id;
   if (from_bot && chat.chat.type == ChatType::channel) {
-    message["sender_chat"] = chat_json(chat.chat);
+    message["sender_chat"] = chat_json(chat.chat, storage);
   } else if (from_bot) {
-    message["from"] = bot_user_json();
+    message["from"] = bot_user_json(storage);
   }
-  message["chat"] = chat_json(chat.chat);
+  message["chat"] = chat_json(chat.chat, storage);
   message["date"] = unix_time(now);
   return message;
 }
 
-Engine::StoredMessage& Engine::store_message(ChatState& chat, std::int64_t message_id, boost::json::object json,
-                                             bool from_bot) {
+Engine::StoredMessage& Engine::store_message(ChatState& chat, std::int64_t message_id,
+                                             boost::json::object const& json, bool from_bot) {
   auto& stored = chat.messages[message_id];
-  stored.json = std::move(json);
+  stored.json = boost::json::serialize(json);
   stored.from_bot = from_bot;
   stored.has_callback_button = false;
   stored.first_callback_data.clear();
-  if (auto const* markup = stored.json.if_contains("reply_markup")) {
+  if (auto const* markup = json.if_contains("reply_markup")) {
     std::string data;
     bool has_callback = false;
     try {
@@ -402,8 +408,8 @@ std::optional<std::int64_t> Engine::reply_target(CallContext& call, ChatState& c
     }
     throw bad_request("message to be replied not found");
   }
-  boost::json::object quoted = replied->json;
-  quoted.erase("reply_to_message");
+  auto quoted = boost::json::parse(replied->json, message.storage());
+  quoted.as_object().erase("reply_to_message");
   message["reply_to_message"] = std::move(quoted);
   return target;
 }
@@ -446,11 +452,14 @@ boost::json::value Engine::send_message(CallContext& call) {
     throw bad_request("message is too long");
   }
 
-  boost::json::object message = new_message_json(chat, 0, call.now, true);
+  unsigned char buffer[kMessageBufferBytes];
+  boost::json::monotonic_resource resource(buffer, sizeof buffer);
+  boost::json::storage_ptr storage(&resource);
+  boost::json::object message = new_message_json(chat, 0, call.now, true, storage);
   auto const replied_to = reply_target(call, chat, message);
   message["text"] = formatted.text;
   if (!formatted.entities.empty()) {
-    message["entities"] = entities_to_json(formatted.entities);
+    message["entities"] = entities_to_json(formatted.entities, storage);
   }
   attach_reply_markup(call, message, nullptr);
   if (chat.chat.is_forum && call.params.integer("message_thread_id").value_or(0) != 0) {
@@ -461,9 +470,10 @@ boost::json::value Engine::send_message(CallContext& call) {
 
   auto const message_id = allocate_message_id(chat);
   message["message_id"] = message_id;
-  auto& stored = store_message(chat, message_id, std::move(message), true);
+  auto& stored = store_message(chat, message_id, message, true);
   note_bot_activity(chat, replied_to, call.now);
-  return stored.json;
+  call.raw_result = stored.json;
+  return nullptr;
 }
 
 std::string Engine::new_file_id(std::string_view kind, std::string& unique_id) {
@@ -536,7 +546,7 @@ boost::json::value Engine::send_media(CallContext& call, std::string const& kind
   }
   auto& chat = resolve_target_chat(call, true);
 
-  boost::json::object message = new_message_json(chat, 0, call.now, true);
+  boost::json::object message = new_message_json(chat, 0, call.now, true, {});
   auto const replied_to = reply_target(call, chat, message);
   if (kind == "photo") {
     boost::json::array sizes;
@@ -612,9 +622,10 @@ boost::json::value Engine::send_media(CallContext& call, std::string const& kind
 
   auto const message_id = allocate_message_id(chat);
   message["message_id"] = message_id;
-  auto& stored = store_message(chat, message_id, std::move(message), true);
+  auto& stored = store_message(chat, message_id, message, true);
   note_bot_activity(chat, replied_to, call.now);
-  return stored.json;
+  call.raw_result = stored.json;
+  return nullptr;
 }
 
 boost::json::value Engine::edit_message_text(CallContext& call) {
@@ -640,7 +651,8 @@ boost::json::value Engine::edit_message_text(CallContext& call) {
   if (!stored->from_bot) {
     throw bad_request("message can't be edited");
   }
-  if (!stored->json.contains("text")) {
+  auto const current = boost::json::parse(stored->json).as_object();
+  if (!current.contains("text")) {
     throw bad_request("there is no text in the message to edit");
   }
 
@@ -652,7 +664,7 @@ boost::json::value Engine::edit_message_text(CallContext& call) {
   attach_reply_markup(call, replacement, stored);
 
   auto same = [&](std::string_view key) {
-    auto const* before = stored->json.if_contains(key);
+    auto const* before = current.if_contains(key);
     auto const* after = replacement.if_contains(key);
     if (before == nullptr || after == nullptr) {
       return before == after;
@@ -668,8 +680,8 @@ boost::json::value Engine::edit_message_text(CallContext& call) {
   // Rebuild the message in Telegram's key order: edit_date follows date,
   // the new content replaces the old one.
   boost::json::object edited;
-  edited.reserve(stored->json.size() + 2);
-  for (auto const& [key, value] : stored->json) {
+  edited.reserve(current.size() + 2);
+  for (auto const& [key, value] : current) {
     if (key == "text" || key == "entities" || key == "reply_markup" || key == "edit_date") {
       continue;
     }
@@ -681,10 +693,11 @@ boost::json::value Engine::edit_message_text(CallContext& call) {
   for (auto& [key, value] : replacement) {
     edited[key] = std::move(value);
   }
-  auto const message_id = stored->json.at("message_id").to_number<std::int64_t>();
-  auto& updated = store_message(chat, message_id, std::move(edited), true);
+  auto const message_id = current.at("message_id").to_number<std::int64_t>();
+  auto& updated = store_message(chat, message_id, edited, true);
   note_bot_activity(chat, std::nullopt, call.now);
-  return updated.json;
+  call.raw_result = updated.json;
+  return nullptr;
 }
 
 boost::json::value Engine::delete_message(CallContext& call) {
@@ -743,9 +756,9 @@ boost::json::value Engine::copy_or_forward(CallContext& call, bool forward) {
     throw bad_request(forward ? "message to forward not found" : "message to copy not found");
   }
   auto& chat = resolve_target_chat(call, true);
-  // Copy the original before allocating: the target may be the same chat,
-  // whose message map can rehash or evict.
-  boost::json::object const original_json = original->json;
+  // Parse the original before storing the new message: the target may be
+  // the same chat, whose message map can evict the original.
+  auto const original_json = boost::json::parse(original->json).as_object();
 
   std::optional<FormattedText> caption;
   if (!forward && call.params.has("caption")) {
@@ -755,7 +768,7 @@ boost::json::value Engine::copy_or_forward(CallContext& call, bool forward) {
     }
   }
 
-  boost::json::object message = new_message_json(chat, 0, call.now, true);
+  boost::json::object message = new_message_json(chat, 0, call.now, true, {});
   std::optional<std::int64_t> replied_to;
   if (forward) {
     boost::json::object origin;
@@ -808,10 +821,11 @@ boost::json::value Engine::copy_or_forward(CallContext& call, bool forward) {
 
   auto const new_id = allocate_message_id(chat);
   message["message_id"] = new_id;
-  auto& stored = store_message(chat, new_id, std::move(message), true);
+  auto& stored = store_message(chat, new_id, message, true);
   note_bot_activity(chat, replied_to, call.now);
   if (forward) {
-    return stored.json;
+    call.raw_result = stored.json;
+    return nullptr;
   }
   boost::json::object id;
   id["message_id"] = new_id;

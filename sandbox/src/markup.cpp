@@ -41,8 +41,22 @@ std::string to_lower(std::string_view text) {
   return out;
 }
 
+// Returns true if `text` starts with the lower-case ASCII `prefix`, ignoring
+// the case of `text`.
 bool iequals_prefix(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && to_lower(text.substr(0, prefix.size())) == prefix;
+  if (text.size() < prefix.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char c = text[i];
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+    if (c != prefix[i]) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void append_utf8(std::string& out, std::uint32_t code) {
@@ -141,8 +155,8 @@ bool make_link_entity(std::string_view target, RawEntity& entity) {
 // Converts byte offsets into UTF-16 offsets, drops empty entities and sorts
 // by offset (longer first at equal offsets, so that outer entities precede
 // the ones nested in them).
-FormattedText finish(std::string text, std::vector<RawEntity> raw) {
-  FormattedText result;
+std::vector<Entity> convert_entities(std::string_view text, std::vector<RawEntity> raw) {
+  std::vector<Entity> result;
   stable_sort_items(raw, [](RawEntity const& a, RawEntity const& b) {
     if (a.begin != b.begin) {
       return a.begin < b.begin;
@@ -153,9 +167,9 @@ FormattedText finish(std::string text, std::vector<RawEntity> raw) {
     if (entity.end <= entity.begin) {
       continue;
     }
-    auto begin16 = utf16_length(std::string_view(text).substr(0, entity.begin));
-    auto length16 = utf16_length(std::string_view(text).substr(entity.begin, entity.end - entity.begin));
-    result.entities.push_back(Entity{
+    auto begin16 = utf16_length(text.substr(0, entity.begin));
+    auto length16 = utf16_length(text.substr(entity.begin, entity.end - entity.begin));
+    result.push_back(Entity{
         .type = std::move(entity.type),
         .offset = static_cast<std::int64_t>(begin16),
         .length = static_cast<std::int64_t>(length16),
@@ -165,6 +179,12 @@ FormattedText finish(std::string text, std::vector<RawEntity> raw) {
         .user_id = entity.user_id,
     });
   }
+  return result;
+}
+
+FormattedText finish(std::string text, std::vector<RawEntity> raw) {
+  FormattedText result;
+  result.entities = convert_entities(text, std::move(raw));
   result.text = std::move(text);
   return result;
 }
@@ -1160,8 +1180,8 @@ void detect_entities(FormattedText& formatted) {
   if (found.empty()) {
     return;
   }
-  auto detected = finish(formatted.text, std::move(found));
-  formatted.entities.insert(formatted.entities.end(), detected.entities.begin(), detected.entities.end());
+  auto detected = convert_entities(formatted.text, std::move(found));
+  formatted.entities.insert(formatted.entities.end(), detected.begin(), detected.end());
   stable_sort_items(formatted.entities, [](Entity const& a, Entity const& b) {
     if (a.offset != b.offset) {
       return a.offset < b.offset;
@@ -1201,11 +1221,11 @@ void trim_formatted_text(FormattedText& formatted) {
   text = text.substr(begin, end - begin);
 }
 
-boost::json::array entities_to_json(std::vector<Entity> const& entities) {
-  boost::json::array result;
+boost::json::array entities_to_json(std::vector<Entity> const& entities, boost::json::storage_ptr storage) {
+  boost::json::array result(storage);
   result.reserve(entities.size());
   for (auto const& entity : entities) {
-    boost::json::object object;
+    boost::json::object object(storage);
     object["offset"] = entity.offset;
     object["length"] = entity.length;
     object["type"] = entity.type;
@@ -1216,7 +1236,7 @@ boost::json::array entities_to_json(std::vector<Entity> const& entities) {
     } else if (entity.type == "custom_emoji") {
       object["custom_emoji_id"] = entity.custom_emoji_id;
     } else if (entity.type == "text_mention") {
-      boost::json::object user;
+      boost::json::object user(storage);
       user["id"] = entity.user_id;
       user["is_bot"] = false;
       user["first_name"] = "";

@@ -293,13 +293,14 @@ asio::awaitable<http::Reply> Sandbox::Impl::serve_bot_api(http::Request request,
     outcome = engine_.resume_poll(ticket, Clock::now());
   }
 
-  auto const& api_reply = std::get<ApiReply>(outcome);
-  auto reply = json_reply(api_reply.status, api_reply.body);
+  auto& api_reply = std::get<ApiReply>(outcome);
+  auto const body_size = api_reply.body.size();
+  auto reply = json_reply(api_reply.status, std::move(api_reply.body));
   if (decision.failure == FaultKind::reset_after_handling) {
     reply.action = http::ConnectionAction::reset;
   } else if (decision.failure == FaultKind::cut_body) {
     reply.action = http::ConnectionAction::cut_body;
-    reply.cut_body_bytes = api_reply.body.size() / 2;
+    reply.cut_body_bytes = body_size / 2;
   }
   co_return reply;
 }

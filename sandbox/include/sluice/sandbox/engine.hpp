@@ -218,7 +218,10 @@ class Engine {
   struct CallContext;
 
   struct StoredMessage {
-    boost::json::object json;
+    /// The message as Telegram returns it, serialized: kept as text because
+    /// most messages are never read again, and a string costs one
+    /// allocation where a JSON tree costs dozens.
+    std::string json;
     bool from_bot = false;
     bool has_callback_button = false;
     std::string first_callback_data;
@@ -305,11 +308,13 @@ class Engine {
   ChatState& resolve_chat_param(CallContext& call, std::string_view name);
   void check_flood(CallContext& call, ChatState const& chat);
   std::int64_t allocate_message_id(ChatState& chat);
-  boost::json::object user_json(User const& user) const;
-  boost::json::object bot_user_json() const;
-  boost::json::object chat_json(Chat const& chat) const;
-  boost::json::object new_message_json(ChatState& chat, std::int64_t message_id, Instant now, bool from_bot);
-  StoredMessage& store_message(ChatState& chat, std::int64_t message_id, boost::json::object json, bool from_bot);
+  boost::json::object user_json(User const& user, boost::json::storage_ptr storage = {}) const;
+  boost::json::object bot_user_json(boost::json::storage_ptr storage = {}) const;
+  boost::json::object chat_json(Chat const& chat, boost::json::storage_ptr storage = {}) const;
+  boost::json::object new_message_json(ChatState& chat, std::int64_t message_id, Instant now, bool from_bot,
+                                       boost::json::storage_ptr storage);
+  StoredMessage& store_message(ChatState& chat, std::int64_t message_id, boost::json::object const& json,
+                               bool from_bot);
   StoredMessage* find_message(ChatState& chat, std::int64_t message_id);
   std::optional<std::int64_t> reply_target(CallContext& call, ChatState& chat, boost::json::object& message);
   void attach_reply_markup(CallContext& call, boost::json::object& message, StoredMessage* stored);

@@ -80,8 +80,8 @@ void detect_entities(FormattedText& text);
 void trim_formatted_text(FormattedText& text);
 
 /// Serialises entities in Telegram's key order (offset, length, type, then
-/// the type's extra field).
-boost::json::array entities_to_json(std::vector<Entity> const& entities);
+/// the type's extra field), allocating from `storage`.
+boost::json::array entities_to_json(std::vector<Entity> const& entities, boost::json::storage_ptr storage = {});
 
 /// Reads an explicit `entities` parameter (a JSON array, or a string holding
 /// one). Returns nullopt when it is not an array of entity objects.
