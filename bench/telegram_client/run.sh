@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures BotApi::send_message round trips on 127.0.0.1 against wrk, the
 # ceiling of this machine for the same server and endpoint:
-#   - one server process (sluice::http::Server, one thread, CPU 0) answers
-#     every request with a canned sendMessage reply;
+#   - one server process (sluice::http::Server, one thread, CPU 0) responds
+#     to every request with a canned sendMessage reply;
 #   - wrk -t1 -c64 POSTs a sendMessage JSON body to /bot<token>/sendMessage;
 #   - the BotApi client (one thread, CPU 1) keeps 64 calls in flight, with
 #     flood control off and then on (budgets far above the rate reached).

@@ -2,7 +2,7 @@
 //
 //   sluice_telegram_client_bench serve --port-file FILE [--seconds N]
 //       Runs http::Server on 127.0.0.1 (ephemeral port, written to FILE), one
-//       thread, answering every request with a canned sendMessage reply
+//       thread, responding to every request with a canned sendMessage reply
 //       (`{"ok":true,"result":{...Message...}}`), until SIGINT/SIGTERM or N
 //       seconds.
 //   sluice_telegram_client_bench client --port P [--seconds N]

@@ -312,8 +312,8 @@ asio::awaitable<void> BotApi::execute(detail::PreparedCall call, detail::ResultR
                  method, attempt + 1, failure_kind_name(failure.kind), decision.reason,
                  decision.delay.count());
 
-    // After a 429 the flood gate holds the next attempt until the pause
-    // ends; other failures wait here.
+    // After a 429 the next attempt waits in the flood gate until the pause
+    // ends; after other failures it waits here.
     const bool gate_waits = gated && failure.kind == FailureKind::flood_limit &&
                             failure.retry_after && flood_.options().enabled;
     if (!gate_waits && decision.delay > std::chrono::milliseconds::zero()) {

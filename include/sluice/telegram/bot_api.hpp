@@ -12,10 +12,11 @@
 // api.send_message({...})`) is destroyed twice because of GCC PR 100611.
 // clang accepts both forms.
 //
-// Every call passes, in order: flood control (FloodGate: global, per-chat,
-// per-group budgets and 429 pauses; see flood_control.hpp), the in-flight
-// limit (a Semaphore of BotApiOptions::max_in_flight permits), then one HTTP
-// POST to `<base_url>/bot<token>/<method>`. Failures are retried as
+// Every call passes three steps in order. First flood control (FloodGate:
+// global, per-chat and per-group budgets and 429 pauses; see
+// flood_control.hpp), then the in-flight limit (a Semaphore of
+// BotApiOptions::max_in_flight permits), then one HTTP POST to
+// `<base_url>/bot<token>/<method>`. Failures are retried as
 // retry.hpp describes; what remains is thrown as TelegramError,
 // NetworkError or ApiParseError (errors.hpp).
 //
@@ -223,8 +224,8 @@ class BotApi : public detail::BotApiMethods<BotApi> {
   /// as SendMessage) and returns its typed result.
   ///
   /// Errors: TelegramError, NetworkError or ApiParseError once retries are
-  /// exhausted or not allowed; BotApiError::attempts() tells how many were
-  /// made. std::invalid_argument when the request cannot be serialised.
+  /// exhausted or not allowed; BotApiError::attempts() returns how many
+  /// were made. std::invalid_argument when the request cannot be serialised.
   /// Cancellation: terminal cancellation of the awaiting coroutine stops the
   /// call at its current step (flood-control wait, in-flight wait, HTTP
   /// request or retry wait) and throws boost::system::system_error with

@@ -48,8 +48,8 @@ namespace sluice::telegram {
 /// waits while an interactive call is queued for the same budget.
 enum class Lane : std::uint8_t { interactive, bulk };
 
-/// How a method is treated by flood control; see the table at the top of
-/// this header.
+/// Flood-control treatment of a method; see the table at the top of this
+/// header.
 enum class FloodClass : std::uint8_t { message, edit, callback_answer, other, bypass };
 
 /// Returns the flood class of a Bot API method name ("sendMessage" ...).
@@ -97,7 +97,7 @@ using ChatKey = std::variant<std::int64_t, std::string>;
 /// True for groups, supergroups and channels.
 bool is_group_chat(const ChatKey& chat);
 
-/// What flood control needs to know about one call.
+/// Facts about one call that flood control uses.
 struct FloodRequest {
   FloodClass kind = FloodClass::other;
   std::optional<ChatKey> chat{};
@@ -111,8 +111,8 @@ struct FloodRequest {
 /// Use: `submit` a request to get a ticket, then `poll` grants tickets in
 /// priority order as budgets allow; call `poll` again at `next_wakeup`.
 /// Grant order: interactive tickets in arrival order, then bulk tickets in
-/// arrival order, skipping tickets whose budgets are spent; tickets of one
-/// chat are granted in arrival order within a lane.
+/// arrival order. Tickets whose budgets are spent are skipped, and tickets
+/// of one chat and class keep their arrival order within a lane.
 ///
 /// Memory: one entry per waiting ticket plus one per chat whose budget is
 /// not yet full again or that is paused; idle chat entries are removed by a
@@ -151,7 +151,7 @@ class FloodController {
   /// all go at once.
   void pause(const FloodRequest& request, std::chrono::seconds retry_after, TimePoint now);
 
-  /// End of the pause that holds `request` at `now`, or nullopt.
+  /// End of the pause that applies to `request` at `now`, or nullopt.
   [[nodiscard]] std::optional<TimePoint> paused_until(const FloodRequest& request,
                                                       TimePoint now) const;
 

@@ -48,7 +48,7 @@ struct RetryOptions {
   bool resend_maybe_delivered = false;
 };
 
-/// What went wrong in one attempt, as far as retrying is concerned.
+/// Failure class of one attempt, as far as retrying is concerned.
 enum class FailureKind : std::uint8_t {
   flood_limit,      ///< Telegram answered 429.
   server_error,     ///< Telegram answered with error_code >= 500.

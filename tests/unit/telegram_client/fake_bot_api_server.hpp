@@ -35,7 +35,7 @@ struct CannedReply {
   int status = 200;
   std::string body = R"({"ok":true,"result":true})";
   http::ConnectionAction action = http::ConnectionAction::respond;
-  /// Time the handler waits before it answers.
+  /// Time the handler waits before it responds.
   std::chrono::milliseconds delay{0};
 };
 
@@ -46,12 +46,12 @@ struct RecordedCall {
   std::string body;
 };
 
-/// A reply with `"ok": true` and `result_json` as the result.
+/// Returns a reply with `"ok": true` and `result_json` as the result.
 inline CannedReply ok_reply(std::string_view result_json) {
   return {.status = 200, .body = R"({"ok":true,"result":)" + std::string(result_json) + "}"};
 }
 
-/// A minimal Message in a private chat.
+/// Returns the JSON of a minimal Message in a private chat.
 inline std::string message_json(std::int64_t chat_id, std::string_view text) {
   return R"({"message_id":17,"date":1700000000,"chat":{"id":)" + std::to_string(chat_id) +
          R"(,"type":"private","first_name":"Alice"},"text":")" + std::string(text) + R"("})";
