@@ -19,7 +19,7 @@ endfunction()
 # Sanitizer flags go on every target of this project (tests, examples and
 # benchmarks too), so they are set once for the directory tree.
 if(SLUICE_SANITIZE)
-  add_compile_options(-fsanitize=${SLUICE_SANITIZE} -fno-omit-frame-pointer -g)
+  add_compile_options(-fsanitize=${SLUICE_SANITIZE} -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${SLUICE_SANITIZE})
   if(SLUICE_SANITIZE MATCHES "undefined")
     add_compile_options(-fno-sanitize-recover=undefined)
