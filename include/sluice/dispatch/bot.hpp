@@ -1,0 +1,129 @@
+#pragma once
+
+// Bot: a Router, a Dispatcher and an update source put together.
+//
+//   sluice::dispatch::Router router;
+//   router.on_command("start", [](sluice::dispatch::Context& ctx) -> boost::asio::awaitable<void> {
+//     co_await ctx.reply("hi");
+//   });
+//   sluice::dispatch::Bot bot(io.get_executor(), {.api = {.token = token}}, router);
+//   co_await bot.run_polling();   // until bot.stop() or cancellation
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <sluice/dispatch/context.hpp>
+#include <sluice/dispatch/dispatcher.hpp>
+#include <sluice/dispatch/filter.hpp>
+#include <sluice/dispatch/router.hpp>
+#include <sluice/runtime/task_set.hpp>
+#include <sluice/telegram/bot_api.hpp>
+#include <sluice/telegram/update.hpp>
+#include <sluice/updates/long_polling.hpp>
+#include <sluice/updates/offset.hpp>
+
+namespace sluice::dispatch {
+
+struct BotOptions {
+  /// The Bot API client's settings; `api.token` is required.
+  telegram::BotApiOptions api{};
+  /// Handlers running at once over all chats. Default 256.
+  std::size_t max_concurrent_updates = 256;
+  /// Updates taken and not yet handled; fetching pauses at this number.
+  /// Must be at least max_concurrent_updates. Default 1024.
+  std::size_t max_pending_updates = 1024;
+  /// Long polling settings. An empty `allowed_updates` is filled from the
+  /// router.
+  updates::LongPollingOptions polling{};
+  /// Where the confirmed offset and dead letters are kept; nullptr keeps
+  /// them in memory, so a restarted bot receives again what Telegram did
+  /// not get confirmed. Must outlive the Bot.
+  updates::OffsetStore* offset_store = nullptr;
+  /// The bot's username without "@", for commands such as "/start@name";
+  /// empty asks getMe when the bot starts.
+  std::string username{};
+  /// At shutdown, how long running handlers and spawned tasks may finish
+  /// before they are cancelled. Default 10 s.
+  std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10);
+};
+
+/// A Telegram bot: fetches updates, routes each to a handler with per-chat
+/// ordering and bounded concurrency (see Dispatcher), and confirms them
+/// once handled (see updates::LongPoller).
+///
+/// A handler that throws is logged with update_id and handler name by the
+/// logger "sluice.dispatch"; the update counts as handled and the bot goes
+/// on.
+///
+/// Executor and threads: everything runs on `executor`, which must belong
+/// to a single-threaded io_context; not thread-safe. Lifetime: the router
+/// and the services must outlive the Bot; destroy the Bot before the
+/// io_context.
+class Bot {
+ public:
+  /// Throws std::invalid_argument for invalid options (see BotApi and
+  /// Dispatcher).
+  Bot(boost::asio::any_io_executor executor, BotOptions options, const Router& router);
+  ~Bot();
+  Bot(const Bot&) = delete;
+  Bot& operator=(const Bot&) = delete;
+
+  /// Runs the bot by long polling until `stop()` or cancellation, then
+  /// shuts down in stages: stops fetching, waits up to shutdown_grace for
+  /// running handlers, cancels the rest, confirms the offset of what was
+  /// handled, and closes the tasks handlers spawned. Call once.
+  ///
+  /// Cancellation: terminal cancellation acts as `stop()`; the shutdown
+  /// stages still run. Errors: updates::PollingStopped for 401 and 409
+  /// (after the shutdown stages), and errors of the offset store.
+  boost::asio::awaitable<void> run_polling();
+
+  /// Asks `run_polling` to return. Idempotent; call on the event loop.
+  void stop();
+
+  /// Registers `service` for `Context::service<T>()`. Call before the bot
+  /// starts; `service` must outlive the Bot.
+  template <class T>
+  Bot& provide(T& service) {
+    services_.add(service);
+    return *this;
+  }
+
+  /// Routes one update as the dispatcher does, in the caller's coroutine,
+  /// without ordering or limits, and logs what escapes the handler. For
+  /// update sources other than long polling.
+  boost::asio::awaitable<void> handle_update(const telegram::Update& update);
+
+  telegram::BotApi& api() noexcept { return api_; }
+  /// The tasks started by Context::spawn.
+  runtime::TaskSet& tasks() noexcept { return tasks_; }
+  Dispatcher& dispatcher() noexcept { return dispatcher_; }
+  /// The long poller while run_polling runs, else nullptr.
+  const updates::LongPoller* poller() const noexcept { return poller_; }
+  const std::string& username() const noexcept { return environment_.username; }
+
+ private:
+  boost::asio::awaitable<void> shut_down();
+
+  boost::asio::any_io_executor executor_;
+  BotOptions options_;
+  const Router& router_;
+  ServiceRegistry services_;
+  telegram::BotApi api_;
+  BotEnvironment environment_;
+  updates::MemoryOffsetStore memory_store_;
+  updates::LongPoller* poller_ = nullptr;
+  bool stop_requested_ = false;
+  bool started_ = false;
+  runtime::TaskSet tasks_;
+  // Declared last so that it is destroyed first: its tasks use the members
+  // above.
+  Dispatcher dispatcher_;
+};
+
+}  // namespace sluice::dispatch

@@ -1,0 +1,130 @@
+#include <sluice/dispatch/bot.hpp>
+
+#include <exception>
+#include <stdexcept>
+#include <utility>
+
+#include <boost/asio/this_coro.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sluice/runtime/logging.hpp>
+
+namespace sluice::dispatch {
+
+namespace {
+
+std::string describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& exception) {
+    return exception.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+}  // namespace
+
+Bot::Bot(boost::asio::any_io_executor executor, BotOptions options, const Router& router)
+    : executor_(executor),
+      options_(std::move(options)),
+      router_(router),
+      api_(executor, options_.api),
+      environment_{.api = &api_, .tasks = &tasks_, .services = &services_, .username = options_.username},
+      tasks_(executor, "bot"),
+      dispatcher_(executor,
+                  DispatcherOptions{.max_concurrent_updates = options_.max_concurrent_updates,
+                                    .max_pending_updates = options_.max_pending_updates},
+                  [this](const telegram::Update& update) { return handle_update(update); }) {}
+
+Bot::~Bot() = default;
+
+boost::asio::awaitable<void> Bot::handle_update(const telegram::Update& update) {
+  Context context(update, environment_);
+  std::exception_ptr error;
+  try {
+    co_await router_.route(context);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (!error) {
+    co_return;
+  }
+  const auto state = co_await boost::asio::this_coro::cancellation_state;
+  if (state.cancelled() != boost::asio::cancellation_type::none) {
+    std::rethrow_exception(error);
+  }
+  try {
+    std::rethrow_exception(error);
+  } catch (...) {
+    std::throw_with_nested(HandlerError(update.update_id, context.handler_name(), describe(error)));
+  }
+}
+
+boost::asio::awaitable<void> Bot::run_polling() {
+  if (started_) {
+    throw std::logic_error("Bot::run_polling called twice; a Bot runs once");
+  }
+  started_ = true;
+  auto logger = runtime::module_logger("sluice.dispatch");
+
+  if (environment_.username.empty()) {
+    telegram::GetMe get_me{};
+    telegram::User me = co_await api_.get_me(std::move(get_me));
+    environment_.username = me.username.value_or("");
+  }
+  updates::OffsetStore& store = options_.offset_store != nullptr ? *options_.offset_store : memory_store_;
+  updates::LongPollingOptions polling = options_.polling;
+  if (!polling.allowed_updates) {
+    std::vector<std::string> kinds = router_.allowed_updates();
+    if (!kinds.empty()) {
+      polling.allowed_updates = std::move(kinds);
+    }
+  }
+
+  updates::LongPoller poller(api_, dispatcher_, store, std::move(polling));
+  poller_ = &poller;
+  if (stop_requested_) {
+    poller.stop();
+  }
+  logger->info("bot started username={} max_concurrent_updates={} max_pending_updates={}",
+               environment_.username, options_.max_concurrent_updates, options_.max_pending_updates);
+
+  std::exception_ptr error;
+  try {
+    co_await poller.run();
+  } catch (...) {
+    error = std::current_exception();
+  }
+
+  // Shutdown runs to the end even when run_polling itself was cancelled.
+  co_await boost::asio::this_coro::reset_cancellation_state();
+  const auto stats_before = dispatcher_.stats();
+  co_await dispatcher_.close(options_.shutdown_grace);
+  std::exception_ptr finish_error;
+  try {
+    co_await poller.finish(!error);
+  } catch (...) {
+    finish_error = std::current_exception();
+  }
+  co_await tasks_.close(options_.shutdown_grace);
+  poller_ = nullptr;
+  logger->info("bot stopped handled={} failed={} pending_at_stop={}", dispatcher_.stats().handled_total,
+               dispatcher_.stats().failed_total, stats_before.pending);
+
+  if (error) {
+    std::rethrow_exception(error);
+  }
+  if (finish_error) {
+    std::rethrow_exception(finish_error);
+  }
+}
+
+void Bot::stop() {
+  stop_requested_ = true;
+  if (poller_ != nullptr) {
+    poller_->stop();
+  }
+}
+
+}  // namespace sluice::dispatch

@@ -1,0 +1,390 @@
+#include <sluice/updates/long_polling.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <limits>
+#include <random>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <variant>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/system/system_error.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sluice/runtime/logging.hpp>
+#include <sluice/telegram/bot_api.hpp>
+#include <sluice/telegram/update.hpp>
+
+namespace sluice::updates {
+
+namespace {
+
+// Telegram caps the long-poll timeout at 50 s and the batch at 100 updates.
+constexpr std::chrono::seconds kMaxPollTimeout{50};
+constexpr std::int64_t kMaxLimit = 100;
+
+// getUpdates with the result left as raw JSON, so that one update that does
+// not parse becomes a dead letter instead of failing the whole batch.
+struct RawUpdates {
+  boost::json::array items;
+};
+
+bool read_json(const boost::json::value& json, RawUpdates& out,
+               telegram::detail::ReadContext& context) {
+  const boost::json::array* array = json.if_array();
+  if (array == nullptr) {
+    return context.fail_kind("array", json);
+  }
+  out.items = *array;
+  return true;
+}
+
+struct GetUpdatesRaw {
+  static constexpr std::string_view method_name = "getUpdates";
+  using result_type = RawUpdates;
+  static constexpr bool can_upload = false;
+
+  std::optional<std::int64_t> offset{};
+  std::optional<std::int64_t> limit{};
+  std::optional<std::int64_t> timeout{};
+  std::optional<std::vector<std::string>> allowed_updates{};
+};
+
+void write_json(boost::json::value& json, const GetUpdatesRaw& in,
+                telegram::detail::WriteContext& context) {
+  const telegram::GetUpdates typed{
+      .offset = in.offset,
+      .limit = in.limit,
+      .timeout = in.timeout,
+      .allowed_updates = in.allowed_updates,
+  };
+  telegram::write_json(json, typed, context);
+}
+
+// The outcome of one getUpdates: the batch or the error, so that racing it
+// against the stop timer never loses an exception.
+struct FetchOutcome {
+  std::optional<RawUpdates> updates;
+  std::exception_ptr error;
+};
+
+boost::asio::awaitable<FetchOutcome> fetch(telegram::BotApi& api, GetUpdatesRaw request) {
+  FetchOutcome outcome;
+  try {
+    outcome.updates = co_await api.call(std::move(request));
+  } catch (...) {
+    outcome.error = std::current_exception();
+  }
+  co_return outcome;
+}
+
+std::optional<std::int64_t> read_update_id(const boost::json::value& json) {
+  const boost::json::object* object = json.if_object();
+  if (object == nullptr) {
+    return std::nullopt;
+  }
+  const boost::json::value* id = object->if_contains("update_id");
+  if (id == nullptr || !id->is_int64()) {
+    return std::nullopt;
+  }
+  return id->as_int64();
+}
+
+}  // namespace
+
+PollingStopped::PollingStopped(int error_code, const std::string& message)
+    : std::runtime_error(message), error_code_(error_code) {}
+
+class LongPoller::Impl {
+ public:
+  Impl(telegram::BotApi& api, UpdateSink& sink, OffsetStore& store, LongPollingOptions options)
+      : api_(api),
+        sink_(sink),
+        store_(store),
+        options_(std::move(options)),
+        jitter_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),
+        stop_timer_(api.get_executor()),
+        wake_timer_(api.get_executor()),
+        logger_(runtime::module_logger("sluice.updates")) {
+    if (options_.timeout < std::chrono::seconds(0) || options_.timeout > kMaxPollTimeout) {
+      throw std::invalid_argument("LongPollingOptions::timeout must be 0 to 50 s, got " +
+                                  std::to_string(options_.timeout.count()) + " s");
+    }
+    if (options_.limit < 1 || options_.limit > kMaxLimit) {
+      throw std::invalid_argument("LongPollingOptions::limit must be 1 to 100, got " +
+                                  std::to_string(options_.limit));
+    }
+    if (options_.backoff_initial <= std::chrono::milliseconds(0) ||
+        options_.backoff_max < options_.backoff_initial) {
+      throw std::invalid_argument(
+          "LongPollingOptions: backoff_initial must be positive and at most backoff_max");
+    }
+    stop_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+  }
+
+  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> finish(bool confirm);
+
+  void stop() {
+    stopping_ = true;
+    stop_timer_.cancel();
+    wake_timer_.cancel();
+  }
+
+  OffsetTracker tracker_;
+  LongPollingStats stats_;
+
+ private:
+  boost::asio::awaitable<bool> poll_once();
+  boost::asio::awaitable<bool> accept(boost::json::value& json);
+  boost::asio::awaitable<void> save_offset();
+  boost::asio::awaitable<void> sleep(std::chrono::steady_clock::duration delay);
+  boost::asio::awaitable<void> wait_for_progress(std::optional<std::int64_t> offset);
+  std::chrono::milliseconds next_backoff();
+  void handle_poll_error(const std::exception_ptr& error, std::chrono::steady_clock::duration& delay);
+
+  static boost::asio::awaitable<bool> cancelled() {
+    auto state = co_await boost::asio::this_coro::cancellation_state;
+    co_return state.cancelled() != boost::asio::cancellation_type::none;
+  }
+
+  telegram::BotApi& api_;
+  UpdateSink& sink_;
+  OffsetStore& store_;
+  LongPollingOptions options_;
+  std::mt19937_64 jitter_;
+  boost::asio::steady_timer stop_timer_;
+  boost::asio::steady_timer wake_timer_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::optional<std::int64_t> saved_offset_;
+  std::chrono::milliseconds backoff_{0};
+  bool stopping_ = false;
+  bool started_ = false;
+  // Shared with the HandledCallback of every update taken by the sink, which
+  // may run after this object is gone (a sink that outlives the poller).
+  std::shared_ptr<Impl*> self_ = std::make_shared<Impl*>(this);
+
+ public:
+  ~Impl() { *self_ = nullptr; }
+};
+
+boost::asio::awaitable<void> LongPoller::Impl::run() {
+  if (!started_) {
+    started_ = true;
+    saved_offset_ = co_await store_.load();
+    tracker_ = OffsetTracker(saved_offset_);
+    logger_->info("long polling started timeout_s={} limit={} offset={}", options_.timeout.count(),
+                  options_.limit, saved_offset_ ? std::to_string(*saved_offset_) : "none");
+  }
+  while (!stopping_ && !co_await cancelled()) {
+    const std::optional<std::int64_t> offset = tracker_.confirmed_offset();
+    const bool got_new = co_await poll_once();
+    if (!got_new && !stopping_ && tracker_.confirmed_offset() == offset && tracker_.pending() > 0) {
+      // Everything Telegram returned is still being handled: polling again
+      // would return the same updates at once.
+      co_await wait_for_progress(offset);
+    }
+  }
+  logger_->info("long polling stopped offset={} pending={}",
+                tracker_.confirmed_offset() ? std::to_string(*tracker_.confirmed_offset()) : "none",
+                tracker_.pending());
+}
+
+// Runs one getUpdates and hands its new updates to the sink. Returns whether
+// the batch held an update not received before.
+boost::asio::awaitable<bool> LongPoller::Impl::poll_once() {
+  using namespace boost::asio::experimental::awaitable_operators;
+
+  co_await save_offset();
+  GetUpdatesRaw request{
+      .offset = tracker_.confirmed_offset(),
+      .limit = options_.limit,
+      .timeout = options_.timeout.count(),
+      .allowed_updates = options_.allowed_updates,
+  };
+  ++stats_.polls;
+  auto fetching = fetch(api_, std::move(request));
+  auto stopped = stop_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  auto first = co_await (std::move(fetching) || std::move(stopped));
+  if (first.index() == 1 || stopping_) {
+    co_return false;
+  }
+  FetchOutcome outcome = std::move(std::get<0>(first));
+
+  if (outcome.error) {
+    if (co_await cancelled()) {
+      co_return false;
+    }
+    std::chrono::steady_clock::duration delay{};
+    handle_poll_error(outcome.error, delay);
+    co_await sleep(delay);
+    co_return false;
+  }
+  backoff_ = std::chrono::milliseconds(0);
+
+  bool got_new = false;
+  for (boost::json::value& item : outcome.updates->items) {
+    if (stopping_) {
+      // Updates not taken stay unconfirmed; Telegram sends them again.
+      break;
+    }
+    got_new = co_await accept(item) || got_new;
+  }
+  co_return got_new;
+}
+
+// Takes one update of a batch. Returns whether it was new.
+boost::asio::awaitable<bool> LongPoller::Impl::accept(boost::json::value& json) {
+  const std::optional<std::int64_t> update_id = read_update_id(json);
+  if (update_id && !tracker_.receive(*update_id)) {
+    ++stats_.duplicates_skipped;
+    co_return false;
+  }
+  ++stats_.updates_received;
+
+  telegram::Update update;
+  std::optional<telegram::ParseError> error;
+  if (!update_id) {
+    error = telegram::ParseError("Update.update_id", "missing or not an integer");
+  } else {
+    error = telegram::try_from_json(json, update);
+  }
+  if (error) {
+    ++stats_.dead_letters;
+    logger_->error("update is invalid and stored as a dead letter update_id={} error=\"{}\"",
+                   update_id ? std::to_string(*update_id) : "none", error->what());
+    DeadLetter letter{
+        .update_id = update_id,
+        .raw_json = boost::json::serialize(json),
+        .error = error->what(),
+    };
+    co_await store_.add_dead_letter(std::move(letter));
+    if (update_id) {
+      tracker_.handled(*update_id);
+    }
+    co_return true;
+  }
+
+  std::weak_ptr<Impl*> self = self_;
+  HandledCallback on_handled = [self](std::int64_t id) {
+    if (auto owner = self.lock(); owner && *owner != nullptr) {
+      Impl& impl = **owner;
+      impl.tracker_.handled(id);
+      impl.wake_timer_.cancel();
+    }
+  };
+  // If the sink throws (it is closed), the update stays pending, which keeps
+  // the watermark below it, so it is fetched again after a restart.
+  co_await sink_.submit(std::move(update), std::move(on_handled));
+  co_return true;
+}
+
+boost::asio::awaitable<void> LongPoller::Impl::save_offset() {
+  const std::optional<std::int64_t> offset = tracker_.confirmed_offset();
+  if (!offset || offset == saved_offset_) {
+    co_return;
+  }
+  co_await store_.save(*offset);
+  saved_offset_ = offset;
+}
+
+boost::asio::awaitable<void> LongPoller::Impl::sleep(std::chrono::steady_clock::duration delay) {
+  const auto until = std::chrono::steady_clock::now() + delay;
+  // The wake timer is also cancelled by every handled update, so wait again
+  // until the time is up.
+  while (!stopping_ && std::chrono::steady_clock::now() < until && !co_await cancelled()) {
+    wake_timer_.expires_at(until);
+    co_await wake_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+}
+
+boost::asio::awaitable<void> LongPoller::Impl::wait_for_progress(std::optional<std::int64_t> offset) {
+  while (!stopping_ && tracker_.confirmed_offset() == offset && tracker_.pending() > 0 &&
+         !co_await cancelled()) {
+    wake_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await wake_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+}
+
+std::chrono::milliseconds LongPoller::Impl::next_backoff() {
+  backoff_ = backoff_.count() == 0 ? options_.backoff_initial
+                                   : std::min(backoff_ * 2, options_.backoff_max);
+  std::uniform_int_distribution<std::int64_t> draw(backoff_.count() / 2, backoff_.count());
+  return std::chrono::milliseconds(draw(jitter_));
+}
+
+void LongPoller::Impl::handle_poll_error(const std::exception_ptr& error,
+                                         std::chrono::steady_clock::duration& delay) {
+  ++stats_.poll_errors;
+  try {
+    std::rethrow_exception(error);
+  } catch (const telegram::TelegramError& telegram_error) {
+    const int code = telegram_error.error_code().value_or(0);
+    if (code == 401) {
+      logger_->error("getUpdates rejected the token; polling stops error=\"{}\"",
+                     telegram_error.what());
+      throw PollingStopped(401, std::string("getUpdates failed with 401 Unauthorized: the bot "
+                                            "token is invalid or was revoked (") +
+                                    telegram_error.description() + ")");
+    }
+    if (code == 409) {
+      logger_->error("getUpdates conflicts; polling stops error=\"{}\"", telegram_error.what());
+      throw PollingStopped(409, std::string("getUpdates failed with 409 Conflict: a webhook is "
+                                            "set (call delete_webhook) or another process polls "
+                                            "with this token (") +
+                                    telegram_error.description() + ")");
+    }
+    if (telegram_error.retry_after()) {
+      delay = *telegram_error.retry_after();
+      logger_->warn("getUpdates hit a flood limit retry_after_s={}",
+                    telegram_error.retry_after()->count());
+      return;
+    }
+    delay = next_backoff();
+    logger_->warn("getUpdates failed error=\"{}\" retry_in_ms={}", telegram_error.what(),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+  } catch (const std::exception& other) {
+    delay = next_backoff();
+    logger_->warn("getUpdates failed error=\"{}\" retry_in_ms={}", other.what(),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+  }
+}
+
+boost::asio::awaitable<void> LongPoller::Impl::finish(bool confirm) {
+  co_await save_offset();
+  const std::optional<std::int64_t> offset = tracker_.confirmed_offset();
+  if (!offset || !confirm) {
+    co_return;
+  }
+  GetUpdatesRaw request{.offset = offset, .limit = 1, .timeout = 0, .allowed_updates = std::nullopt};
+  try {
+    co_await api_.call(std::move(request));
+    logger_->info("offset confirmed offset={}", *offset);
+  } catch (const std::exception& error) {
+    logger_->warn("final getUpdates failed; the stored offset still skips handled updates "
+                  "offset={} error=\"{}\"",
+                  *offset, error.what());
+  }
+}
+
+LongPoller::LongPoller(telegram::BotApi& api, UpdateSink& sink, OffsetStore& store,
+                       LongPollingOptions options)
+    : impl_(std::make_unique<Impl>(api, sink, store, std::move(options))) {}
+
+LongPoller::~LongPoller() = default;
+
+boost::asio::awaitable<void> LongPoller::run() { return impl_->run(); }
+boost::asio::awaitable<void> LongPoller::finish(bool confirm) { return impl_->finish(confirm); }
+void LongPoller::stop() { impl_->stop(); }
+const OffsetTracker& LongPoller::tracker() const noexcept { return impl_->tracker_; }
+const LongPollingStats& LongPoller::stats() const noexcept { return impl_->stats_; }
+
+}  // namespace sluice::updates
