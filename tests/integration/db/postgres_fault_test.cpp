@@ -107,13 +107,29 @@ TEST(PostgresFault, RestartUnder64Queriers) {
   });
 }
 
-// NOTE: disabled. It fails when it starts while the restart test's server
-// is still shutting down, so it must first wait until the server accepts
-// connections.
-TEST(PostgresFault, DISABLED_FrozenServerDetectedAtQueryTimeout) {
+// Returns once the server answers a query, or false after `limit`: a
+// restart made by an earlier test may still be finishing.
+asio::awaitable<bool> wait_until_serving(asio::any_io_executor executor, std::string url,
+                                         Clock::duration limit) {
+  const auto give_up = Clock::now() + limit;
+  while (Clock::now() < give_up) {
+    try {
+      Database probe(executor, url, pg_options("sluice-probe"));
+      co_await probe.query("SELECT 1");
+      co_return true;
+    } catch (const std::exception&) {
+    }
+    co_await sleep_for(100ms);
+  }
+  co_return false;
+}
+
+TEST(PostgresFault, FrozenServerDetectedAtQueryTimeout) {
   SLUICE_REQUIRE_POSTGRES(url);
   asio::io_context ioc;
   run_on(ioc, [&]() -> asio::awaitable<void> {
+    const bool serving = co_await wait_until_serving(ioc.get_executor(), url, 30s);
+    SLUICE_CO_ASSERT_EQ(serving, true);
     auto options = pg_options("sluice-freeze");
     options.postgres.query_timeout = 1s;
     options.pool.connect_timeout = 1s;
