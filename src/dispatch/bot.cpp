@@ -7,6 +7,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sluice/http/server.hpp>
 #include <sluice/runtime/logging.hpp>
 
 namespace sluice::dispatch {
@@ -68,11 +69,7 @@ boost::asio::awaitable<void> Bot::run_polling() {
   started_ = true;
   auto logger = runtime::module_logger("sluice.dispatch");
 
-  if (environment_.username.empty()) {
-    telegram::GetMe get_me{};
-    telegram::User me = co_await api_.get_me(std::move(get_me));
-    environment_.username = me.username.value_or("");
-  }
+  co_await learn_username();
   updates::OffsetStore& store = options_.offset_store != nullptr ? *options_.offset_store : memory_store_;
   updates::LongPollingOptions polling = options_.polling;
   if (!polling.allowed_updates) {
@@ -120,10 +117,76 @@ boost::asio::awaitable<void> Bot::run_polling() {
   }
 }
 
+boost::asio::awaitable<void> Bot::learn_username() {
+  if (!environment_.username.empty()) {
+    co_return;
+  }
+  telegram::GetMe get_me{};
+  telegram::User me = co_await api_.get_me(std::move(get_me));
+  environment_.username = me.username.value_or("");
+}
+
+boost::asio::awaitable<void> Bot::run_webhook(WebhookServerOptions options) {
+  if (started_) {
+    throw std::logic_error("Bot::run_webhook called on a Bot that already ran; a Bot runs once");
+  }
+  started_ = true;
+  auto logger = runtime::module_logger("sluice.dispatch");
+  co_await learn_username();
+
+  updates::OffsetStore& store = options_.offset_store != nullptr ? *options_.offset_store : memory_store_;
+  updates::WebhookHandler handler(executor_, dispatcher_, options.webhook, &store);
+  options.server.body_limit = options.webhook.body_limit;
+  http::Server server(executor_, options.server,
+                      [&handler](http::Request&& request, const http::RequestInfo& info) {
+                        return handler.handle(std::move(request), info);
+                      });
+  server.listen();
+  webhook_server_ = &server;
+  webhook_ = &handler;
+  webhook_port_ = server.port();
+  if (stop_requested_) {
+    server.stop(options_.shutdown_grace);
+  }
+
+  std::exception_ptr error;
+  try {
+    if (!options.public_url.empty()) {
+      co_await updates::set_webhook(api_, options.public_url, options.webhook.secret_token,
+                                    router_.allowed_updates());
+    }
+    logger->info("bot started webhook_port={} username={} max_concurrent_updates={}", webhook_port_,
+                 environment_.username, options_.max_concurrent_updates);
+    co_await server.run();
+  } catch (...) {
+    error = std::current_exception();
+  }
+
+  co_await boost::asio::this_coro::reset_cancellation_state();
+  handler.close();
+  if (error) {
+    // The server closes its connections when destroyed at the end of scope.
+    server.stop(std::chrono::milliseconds(0));
+  }
+  co_await dispatcher_.close(options_.shutdown_grace);
+  co_await tasks_.close(options_.shutdown_grace);
+  webhook_server_ = nullptr;
+  webhook_ = nullptr;
+  webhook_port_ = 0;
+  logger->info("bot stopped handled={} failed={}", dispatcher_.stats().handled_total,
+               dispatcher_.stats().failed_total);
+  if (error) {
+    std::rethrow_exception(error);
+  }
+}
+
 void Bot::stop() {
   stop_requested_ = true;
   if (poller_ != nullptr) {
     poller_->stop();
+  }
+  if (webhook_server_ != nullptr) {
+    webhook_server_->stop(options_.shutdown_grace);
   }
 }
 

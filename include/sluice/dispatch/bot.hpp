@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,7 @@
 #include <sluice/telegram/update.hpp>
 #include <sluice/updates/long_polling.hpp>
 #include <sluice/updates/offset.hpp>
+#include <sluice/updates/webhook.hpp>
 
 namespace sluice::dispatch {
 
@@ -50,6 +52,19 @@ struct BotOptions {
   /// At shutdown, how long running handlers and spawned tasks may finish
   /// before they are cancelled. Default 10 s.
   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10);
+};
+
+/// How Bot::run_webhook serves Telegram's webhook requests.
+struct WebhookServerOptions {
+  /// Secret token, path and limits; `webhook.secret_token` is required.
+  updates::WebhookOptions webhook{};
+  /// Address and port to listen on, timeouts and TLS. Its body_limit is
+  /// replaced by webhook.body_limit.
+  http::ServerOptions server{};
+  /// The public HTTPS URL Telegram posts to. When set, run_webhook calls
+  /// setWebhook with it, the secret token and the router's update kinds;
+  /// when empty the webhook is assumed to be set already.
+  std::string public_url{};
 };
 
 /// A Telegram bot: fetches updates, routes each to a handler with per-chat
@@ -83,7 +98,25 @@ class Bot {
   /// (after the shutdown stages), and errors of the offset store.
   boost::asio::awaitable<void> run_polling();
 
-  /// Asks `run_polling` to return. Idempotent; call on the event loop.
+  /// Runs the bot as a webhook server until `stop()` or cancellation: an
+  /// http::Server with an updates::WebhookHandler in front of the
+  /// dispatcher, so each request gets 200 once its update is handled. On
+  /// stop it stops accepting, lets requests in progress finish for
+  /// shutdown_grace, then drains the dispatcher and the spawned tasks as
+  /// run_polling does. Call once, instead of run_polling.
+  ///
+  /// Errors: boost::system::system_error when the address cannot be bound;
+  /// the BotApi's errors from setWebhook.
+  boost::asio::awaitable<void> run_webhook(WebhookServerOptions options);
+
+  /// The port the webhook server listens on while run_webhook runs, else 0.
+  std::uint16_t webhook_port() const noexcept { return webhook_port_; }
+
+  /// The webhook handler while run_webhook runs, else nullptr.
+  const updates::WebhookHandler* webhook() const noexcept { return webhook_; }
+
+  /// Asks `run_polling` or `run_webhook` to return. Idempotent; call on the
+  /// event loop.
   void stop();
 
   /// Registers `service` for `Context::service<T>()`. Call before the bot
@@ -108,7 +141,7 @@ class Bot {
   const std::string& username() const noexcept { return environment_.username; }
 
  private:
-  boost::asio::awaitable<void> shut_down();
+  boost::asio::awaitable<void> learn_username();
 
   boost::asio::any_io_executor executor_;
   BotOptions options_;
@@ -118,6 +151,9 @@ class Bot {
   BotEnvironment environment_;
   updates::MemoryOffsetStore memory_store_;
   updates::LongPoller* poller_ = nullptr;
+  http::Server* webhook_server_ = nullptr;
+  updates::WebhookHandler* webhook_ = nullptr;
+  std::uint16_t webhook_port_ = 0;
   bool stop_requested_ = false;
   bool started_ = false;
   runtime::TaskSet tasks_;

@@ -1,0 +1,120 @@
+#pragma once
+
+// Webhooks: an HTTP handler that takes updates POSTed by Telegram
+// (https://core.telegram.org/bots/api#setwebhook) and answers 200 only once
+// the update is handled.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <sluice/http/server.hpp>
+#include <sluice/updates/offset.hpp>
+#include <sluice/updates/sink.hpp>
+
+namespace sluice::telegram {
+class BotApi;
+}
+
+namespace sluice::updates {
+
+struct WebhookOptions {
+  /// Value Telegram sends in X-Telegram-Bot-Api-Secret-Token (set with
+  /// setWebhook): 1 to 256 characters of A-Z, a-z, 0-9, _ and -. Required.
+  std::string secret_token{};
+  /// Request path the handler serves; other paths get 404.
+  std::string path = "/webhook";
+  /// Largest accepted body in bytes; larger gets 413. Default 1 MiB.
+  std::size_t body_limit = 1024 * 1024;
+  /// Updates being handled at once through this handler; a request beyond
+  /// it gets 429 with Retry-After, and Telegram delivers it again later.
+  /// Default 256.
+  std::size_t max_in_flight = 256;
+  /// Value of the Retry-After header of a 429 reply. Default 1 s.
+  std::chrono::seconds retry_after = std::chrono::seconds(1);
+};
+
+/// Counters of one WebhookHandler; read them on its event loop.
+struct WebhookStats {
+  std::uint64_t requests = 0;
+  std::uint64_t handled = 0;
+  std::uint64_t rejected_secret = 0;
+  std::uint64_t rejected_size = 0;
+  std::uint64_t rejected_overload = 0;
+  std::uint64_t dead_letters = 0;
+  /// Requests being handled now.
+  std::size_t in_flight = 0;
+};
+
+/// Returns whether `a` equals `b`, in time that depends only on their
+/// lengths, so a wrong secret token reveals nothing through timing.
+bool equal_in_constant_time(std::string_view a, std::string_view b) noexcept;
+
+/// Serves webhook requests: checks the secret token in constant time,
+/// parses the update, hands it to the sink and answers 200 once it is
+/// handled, so Telegram confirms only handled updates.
+///
+/// Replies: 404 for another path, 405 for a method other than POST, 401 for
+/// a missing or wrong secret token (nothing is handled), 413 for a body over
+/// body_limit, 429 with Retry-After when max_in_flight updates are being
+/// handled, 503 after `close()` or when the update was cancelled at
+/// shutdown (Telegram retries both), and 200 for an update that does not
+/// parse, after it is logged and stored as a dead letter.
+///
+/// NOTE: Telegram may deliver an update again when a 200 is lost; the
+/// handler does not remember update_ids, so such an update is handled twice.
+///
+/// Executor and threads: runs on `executor` (the http::Server's); not
+/// thread-safe. Lifetime: the sink and the store must outlive the handler,
+/// and the handler must outlive the server's connections.
+class WebhookHandler {
+ public:
+  /// `dead_letters` may be nullptr: invalid updates are then only logged.
+  /// Throws std::invalid_argument for an invalid secret token or a limit of 0.
+  WebhookHandler(boost::asio::any_io_executor executor, UpdateSink& sink, WebhookOptions options,
+                 OffsetStore* dead_letters = nullptr);
+  ~WebhookHandler();
+  WebhookHandler(const WebhookHandler&) = delete;
+  WebhookHandler& operator=(const WebhookHandler&) = delete;
+
+  /// Serves one request; pass it to http::Server as its handler:
+  ///
+  ///     http::Server server(executor, {.port = 8443, .body_limit = options.body_limit},
+  ///                         [&](http::Request&& request, const http::RequestInfo& info) {
+  ///                           return webhook.handle(std::move(request), info);
+  ///                         });
+  ///
+  /// Cancellation: when the server cancels the request (its stop grace
+  /// ended), the wait ends and the server closes the connection without a
+  /// reply; the update stays with the sink.
+  boost::asio::awaitable<http::Reply> handle(http::Request request, const http::RequestInfo& info);
+
+  /// Makes every later request get 503. Idempotent.
+  void close() noexcept;
+
+  const WebhookStats& stats() const noexcept;
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+/// Calls setWebhook with `url`, `secret_token` and `allowed_updates` (empty:
+/// keep Telegram's current choice). Errors: those of BotApi::call.
+boost::asio::awaitable<void> set_webhook(telegram::BotApi& api, std::string url, std::string secret_token,
+                                         std::vector<std::string> allowed_updates,
+                                         std::optional<std::int64_t> max_connections = std::nullopt);
+
+/// Calls deleteWebhook; with `drop_pending_updates`, Telegram discards the
+/// updates not yet delivered. Errors: those of BotApi::call.
+boost::asio::awaitable<void> delete_webhook(telegram::BotApi& api, bool drop_pending_updates = false);
+
+}  // namespace sluice::updates

@@ -1,0 +1,223 @@
+#include <sluice/updates/webhook.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sluice/runtime/logging.hpp>
+#include <sluice/telegram/bot_api.hpp>
+#include <sluice/telegram/update.hpp>
+
+namespace sluice::updates {
+
+namespace {
+
+// Telegram's limit for secret_token (https://core.telegram.org/bots/api#setwebhook).
+constexpr std::size_t kMaxSecretLength = 256;
+
+bool valid_secret(std::string_view secret) {
+  if (secret.empty() || secret.size() > kMaxSecretLength) {
+    return false;
+  }
+  for (char c : secret) {
+    const bool allowed = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                         c == '_' || c == '-';
+    if (!allowed) {
+      return false;
+    }
+  }
+  return true;
+}
+
+http::Reply text_reply(http::Status status, std::string body) {
+  http::Reply reply;
+  reply.response.result(status);
+  reply.response.set(http::Field::content_type, "text/plain");
+  reply.response.body() = std::move(body);
+  reply.response.prepare_payload();
+  return reply;
+}
+
+// Set by the update's HandledCallback; wakes the request that waits for it.
+struct HandledSignal {
+  explicit HandledSignal(const boost::asio::any_io_executor& executor)
+      : timer(executor, std::chrono::steady_clock::time_point::max()) {}
+  boost::asio::steady_timer timer;
+  bool handled = false;
+};
+
+}  // namespace
+
+bool equal_in_constant_time(std::string_view a, std::string_view b) noexcept {
+  // Every byte of the longer input is read; the lengths are compared last.
+  const std::size_t length = std::max(a.size(), b.size());
+  unsigned difference = a.size() == b.size() ? 0U : 1U;
+  for (std::size_t i = 0; i < length; ++i) {
+    const auto x = static_cast<unsigned char>(i < a.size() ? a[i] : 0);
+    const auto y = static_cast<unsigned char>(i < b.size() ? b[i] : 0);
+    difference |= static_cast<unsigned>(x ^ y);
+  }
+  return difference == 0;
+}
+
+class WebhookHandler::Impl {
+ public:
+  Impl(boost::asio::any_io_executor executor, UpdateSink& sink, WebhookOptions options,
+       OffsetStore* dead_letters)
+      : executor_(std::move(executor)),
+        sink_(sink),
+        options_(std::move(options)),
+        dead_letters_(dead_letters),
+        logger_(runtime::module_logger("sluice.updates")) {
+    if (!valid_secret(options_.secret_token)) {
+      throw std::invalid_argument(
+          "WebhookOptions::secret_token must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -");
+    }
+    if (options_.max_in_flight == 0 || options_.body_limit == 0) {
+      throw std::invalid_argument("WebhookOptions: max_in_flight and body_limit must be at least 1");
+    }
+  }
+
+  boost::asio::awaitable<http::Reply> handle(http::Request request);
+
+  boost::asio::any_io_executor executor_;
+  UpdateSink& sink_;
+  WebhookOptions options_;
+  OffsetStore* dead_letters_;
+  std::shared_ptr<spdlog::logger> logger_;
+  WebhookStats stats_;
+  bool closed_ = false;
+};
+
+boost::asio::awaitable<http::Reply> WebhookHandler::Impl::handle(http::Request request) {
+  ++stats_.requests;
+  const std::string_view target(request.target().data(), request.target().size());
+  if (target != options_.path) {
+    co_return text_reply(http::Status::not_found, "not found\n");
+  }
+  if (request.method() != http::Verb::post) {
+    co_return text_reply(http::Status::method_not_allowed, "use POST\n");
+  }
+  const auto secret = request.find("X-Telegram-Bot-Api-Secret-Token");
+  std::string_view given;
+  if (secret != request.end()) {
+    given = std::string_view(secret->value().data(), secret->value().size());
+  }
+  if (!equal_in_constant_time(given, options_.secret_token)) {
+    ++stats_.rejected_secret;
+    logger_->warn("webhook request rejected: missing or wrong secret token");
+    co_return text_reply(http::Status::unauthorized, "unauthorized\n");
+  }
+  if (request.body().size() > options_.body_limit) {
+    ++stats_.rejected_size;
+    co_return text_reply(http::Status::payload_too_large, "body too large\n");
+  }
+  if (closed_) {
+    co_return text_reply(http::Status::service_unavailable, "shutting down\n");
+  }
+  if (stats_.in_flight >= options_.max_in_flight) {
+    ++stats_.rejected_overload;
+    http::Reply reply = text_reply(http::Status::too_many_requests, "too many updates in progress\n");
+    reply.response.set(http::Field::retry_after, std::to_string(options_.retry_after.count()));
+    co_return reply;
+  }
+
+  telegram::Update update;
+  std::optional<telegram::ParseError> error = telegram::try_parse_json(request.body(), update);
+  if (error) {
+    ++stats_.dead_letters;
+    logger_->error("webhook update is invalid and stored as a dead letter error=\"{}\"", error->what());
+    if (dead_letters_ != nullptr) {
+      std::optional<std::int64_t> update_id;
+      boost::system::error_code parse_error;
+      boost::json::value json = boost::json::parse(request.body(), parse_error);
+      if (!parse_error && json.is_object()) {
+        if (const auto* id = json.as_object().if_contains("update_id"); id != nullptr && id->is_int64()) {
+          update_id = id->as_int64();
+        }
+      }
+      DeadLetter letter{.update_id = update_id, .raw_json = request.body(), .error = error->what()};
+      co_await dead_letters_->add_dead_letter(std::move(letter));
+    }
+    co_return text_reply(http::Status::ok, "");
+  }
+
+  ++stats_.in_flight;
+  const std::int64_t update_id = update.update_id;
+  auto signal = std::make_shared<HandledSignal>(executor_);
+  HandledCallback on_handled = [signal](std::int64_t) {
+    signal->handled = true;
+    signal->timer.cancel();
+  };
+  std::exception_ptr failure;
+  try {
+    co_await sink_.submit(std::move(update), std::move(on_handled));
+    while (!signal->handled) {
+      co_await signal->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      const auto state = co_await boost::asio::this_coro::cancellation_state;
+      if (state.cancelled() != boost::asio::cancellation_type::none) {
+        break;
+      }
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  --stats_.in_flight;
+  if (failure || !signal->handled) {
+    logger_->warn("webhook update not handled; Telegram will deliver it again update_id={}", update_id);
+    if (failure) {
+      std::rethrow_exception(failure);
+    }
+    co_return text_reply(http::Status::service_unavailable, "not handled\n");
+  }
+  ++stats_.handled;
+  co_return text_reply(http::Status::ok, "");
+}
+
+WebhookHandler::WebhookHandler(boost::asio::any_io_executor executor, UpdateSink& sink,
+                               WebhookOptions options, OffsetStore* dead_letters)
+    : impl_(std::make_shared<Impl>(std::move(executor), sink, std::move(options), dead_letters)) {}
+
+WebhookHandler::~WebhookHandler() = default;
+
+boost::asio::awaitable<http::Reply> WebhookHandler::handle(http::Request request,
+                                                           const http::RequestInfo& /*info*/) {
+  // The Impl is kept alive by the request's coroutine frame.
+  std::shared_ptr<Impl> impl = impl_;
+  http::Reply reply = co_await impl->handle(std::move(request));
+  co_return reply;
+}
+
+void WebhookHandler::close() noexcept { impl_->closed_ = true; }
+
+const WebhookStats& WebhookHandler::stats() const noexcept { return impl_->stats_; }
+
+boost::asio::awaitable<void> set_webhook(telegram::BotApi& api, std::string url, std::string secret_token,
+                                         std::vector<std::string> allowed_updates,
+                                         std::optional<std::int64_t> max_connections) {
+  telegram::SetWebhook request{.url = std::move(url)};
+  request.secret_token = std::move(secret_token);
+  if (!allowed_updates.empty()) {
+    request.allowed_updates = std::move(allowed_updates);
+  }
+  request.max_connections = max_connections;
+  co_await api.set_webhook(std::move(request));
+}
+
+boost::asio::awaitable<void> delete_webhook(telegram::BotApi& api, bool drop_pending_updates) {
+  telegram::DeleteWebhook request{};
+  if (drop_pending_updates) {
+    request.drop_pending_updates = true;
+  }
+  co_await api.delete_webhook(std::move(request));
+}
+
+}  // namespace sluice::updates
