@@ -464,7 +464,8 @@ boost::asio::awaitable<bool> Router::route_with_middleware(Context& context, std
 boost::asio::awaitable<bool> Router::route_entries(Context& context) const {
   for (const auto& entry : entries_) {
     if (entry->child) {
-      if (co_await entry->child->route(context)) {
+      const bool handled = co_await entry->child->route(context);
+      if (handled) {
         co_return true;
       }
       continue;

@@ -10,6 +10,7 @@
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -86,6 +87,18 @@ boost::asio::awaitable<FetchOutcome> fetch(telegram::BotApi& api, GetUpdatesRaw 
   co_return outcome;
 }
 
+// Hands `update` to the sink and returns what it threw, so that racing it
+// against the stop timer never loses an exception.
+boost::asio::awaitable<std::exception_ptr> submit(UpdateSink& sink, telegram::Update update,
+                                                  HandledCallback on_handled) {
+  try {
+    co_await sink.submit(std::move(update), std::move(on_handled));
+  } catch (...) {
+    co_return std::current_exception();
+  }
+  co_return nullptr;
+}
+
 std::optional<std::int64_t> read_update_id(const boost::json::value& json) {
   const boost::json::object* object = json.if_object();
   if (object == nullptr) {
@@ -135,7 +148,9 @@ class LongPoller::Impl {
 
   void stop() {
     stopping_ = true;
-    stop_timer_.cancel();
+    // Moving the expiry to the past completes the waits in progress and
+    // every later one at once.
+    stop_timer_.expires_at(std::chrono::steady_clock::time_point::min());
     wake_timer_.cancel();
   }
 
@@ -148,13 +163,17 @@ class LongPoller::Impl {
   boost::asio::awaitable<void> save_offset();
   boost::asio::awaitable<void> sleep(std::chrono::steady_clock::duration delay);
   boost::asio::awaitable<void> wait_for_progress(std::optional<std::int64_t> offset);
+  boost::asio::awaitable<void> wait_for_room();
+  std::int64_t window() const noexcept;
   std::chrono::milliseconds next_backoff();
   void handle_poll_error(const std::exception_ptr& error, std::chrono::steady_clock::duration& delay);
 
-  static boost::asio::awaitable<bool> cancelled() {
-    auto state = co_await boost::asio::this_coro::cancellation_state;
-    co_return state.cancelled() != boost::asio::cancellation_type::none;
-  }
+  // True once the coroutine that awaits run() was cancelled. The state is
+  // read at the start of run(); no co_await appears inside a condition,
+  // which g++ 12 has miscompiled in coroutines.
+  bool cancelled() const { return cancellation_.cancelled() != boost::asio::cancellation_type::none; }
+
+  boost::asio::cancellation_state cancellation_;
 
   telegram::BotApi& api_;
   UpdateSink& sink_;
@@ -177,6 +196,7 @@ class LongPoller::Impl {
 };
 
 boost::asio::awaitable<void> LongPoller::Impl::run() {
+  cancellation_ = co_await boost::asio::this_coro::cancellation_state;
   if (!started_) {
     started_ = true;
     saved_offset_ = co_await store_.load();
@@ -184,7 +204,11 @@ boost::asio::awaitable<void> LongPoller::Impl::run() {
     logger_->info("long polling started timeout_s={} limit={} offset={}", options_.timeout.count(),
                   options_.limit, saved_offset_ ? std::to_string(*saved_offset_) : "none");
   }
-  while (!stopping_ && !co_await cancelled()) {
+  while (!stopping_ && !cancelled()) {
+    co_await wait_for_room();
+    if (stopping_) {
+      break;
+    }
     const std::optional<std::int64_t> offset = tracker_.confirmed_offset();
     const bool got_new = co_await poll_once();
     if (!got_new && !stopping_ && tracker_.confirmed_offset() == offset && tracker_.pending() > 0) {
@@ -220,7 +244,7 @@ boost::asio::awaitable<bool> LongPoller::Impl::poll_once() {
   FetchOutcome outcome = std::move(std::get<0>(first));
 
   if (outcome.error) {
-    if (co_await cancelled()) {
+    if (cancelled()) {
       co_return false;
     }
     std::chrono::steady_clock::duration delay{};
@@ -281,9 +305,17 @@ boost::asio::awaitable<bool> LongPoller::Impl::accept(boost::json::value& json) 
       impl.wake_timer_.cancel();
     }
   };
-  // If the sink throws (it is closed), the update stays pending, which keeps
-  // the watermark below it, so it is fetched again after a restart.
-  co_await sink_.submit(std::move(update), std::move(on_handled));
+  // A full sink makes this wait, and stop() ends the wait: an update the
+  // sink did not take, or could not take because it is closed, stays
+  // pending. That keeps the watermark below it, so it is fetched again
+  // after a restart.
+  using namespace boost::asio::experimental::awaitable_operators;
+  auto taking = submit(sink_, std::move(update), std::move(on_handled));
+  auto stopped = stop_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  auto first = co_await (std::move(taking) || std::move(stopped));
+  if (first.index() == 0 && std::get<0>(first)) {
+    std::rethrow_exception(std::get<0>(first));
+  }
   co_return true;
 }
 
@@ -300,7 +332,7 @@ boost::asio::awaitable<void> LongPoller::Impl::sleep(std::chrono::steady_clock::
   const auto until = std::chrono::steady_clock::now() + delay;
   // The wake timer is also cancelled by every handled update, so wait again
   // until the time is up.
-  while (!stopping_ && std::chrono::steady_clock::now() < until && !co_await cancelled()) {
+  while (!stopping_ && std::chrono::steady_clock::now() < until && !cancelled()) {
     wake_timer_.expires_at(until);
     co_await wake_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   }
@@ -308,7 +340,29 @@ boost::asio::awaitable<void> LongPoller::Impl::sleep(std::chrono::steady_clock::
 
 boost::asio::awaitable<void> LongPoller::Impl::wait_for_progress(std::optional<std::int64_t> offset) {
   while (!stopping_ && tracker_.confirmed_offset() == offset && tracker_.pending() > 0 &&
-         !co_await cancelled()) {
+         !cancelled()) {
+    wake_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await wake_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+}
+
+// Width of the update_id range from the watermark to the newest update
+// received: a getUpdates from the watermark returns these again first.
+std::int64_t LongPoller::Impl::window() const noexcept {
+  const auto offset = tracker_.confirmed_offset();
+  const auto highest = tracker_.highest_received();
+  if (!offset || !highest || *highest < *offset) {
+    return 0;
+  }
+  return *highest - *offset + 1;
+}
+
+// Waits until a getUpdates from the watermark can return at least half a
+// batch of new updates. Polling on every single handled update would fetch
+// one new update per round trip.
+boost::asio::awaitable<void> LongPoller::Impl::wait_for_room() {
+  while (!stopping_ && tracker_.pending() > 0 && window() > options_.limit / 2 &&
+         !cancelled()) {
     wake_timer_.expires_at(std::chrono::steady_clock::time_point::max());
     co_await wake_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   }

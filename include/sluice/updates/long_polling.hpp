@@ -74,13 +74,15 @@ struct LongPollingStats {
 /// the bot skips what it has confirmed. An update handled while an earlier
 /// one still runs is handled again after a crash (at-least-once).
 ///
-/// Fetching overlaps handling: the next getUpdates is issued as soon as the
-/// sink has taken the batch. When a batch holds nothing new (every update
-/// in it is still being handled), the poller waits until the watermark
-/// moves before it polls again, so it never spins. NOTE: getUpdates returns
-/// at most `limit` updates from the watermark, so the updates in progress
-/// span at most 100 update_ids past the oldest unhandled one; a handler
-/// that runs long holds back fetching beyond that window.
+/// Fetching overlaps handling: the next getUpdates is issued while the
+/// batch is handled, as soon as a getUpdates from the watermark can return
+/// at least `limit / 2` new updates (the ones still being handled come back
+/// first). When a batch contains nothing new, the poller waits until the
+/// watermark moves before it polls again, so it never spins. NOTE:
+/// getUpdates returns at most `limit` updates from the watermark, so the
+/// updates in progress span at most 100 update_ids past the oldest
+/// unhandled one; a handler that runs long holds back fetching beyond that
+/// window.
 ///
 /// Errors: a failed getUpdates is logged and retried after a jittered
 /// backoff; 429 waits `retry_after` instead. 401 and 409 end `run` with

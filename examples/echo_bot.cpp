@@ -1,0 +1,206 @@
+// An echo bot: replies to every text message with the same text and to /start
+// with a greeting.
+//
+//   echo_bot --token 123:ABC [--api-url https://api.telegram.org]
+//   BOT_TOKEN=123:ABC SLUICE_API_URL=http://127.0.0.1:8081 echo_bot
+//
+// Without a token it starts an in-process sluice sandbox on 127.0.0.1,
+// sends the bot a few messages from simulated users, checks the echoes,
+// prints one line and exits (0 when every echo arrived in order).
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include <sluice/dispatch/bot.hpp>
+#include <sluice/runtime/shutdown.hpp>
+#include <sluice/runtime/task_set.hpp>
+#include <sluice/sandbox/sandbox.hpp>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using sluice::dispatch::Bot;
+using sluice::dispatch::BotOptions;
+using sluice::dispatch::Context;
+using sluice::dispatch::Router;
+
+namespace {
+
+constexpr std::int64_t kFirstUserId = 100000001;
+constexpr int kDemoUsers = 3;
+const std::vector<std::string> kDemoTexts = {"/start", "hello", "how are you?", "bye"};
+
+Router make_router() {
+  Router router("echo");
+  router.on_command("start", [](Context& ctx) -> asio::awaitable<void> {
+    co_await ctx.reply("Hello! Send me any text and I will send it back.");
+  });
+  router.on_message(sluice::dispatch::filters::has_text(), [](Context& ctx) -> asio::awaitable<void> {
+    co_await ctx.reply(std::string(ctx.text()));
+  });
+  return router;
+}
+
+struct Flags {
+  std::string token;
+  std::string api_url;
+};
+
+Flags read_flags(int argc, char** argv) {
+  Flags flags;
+  if (const char* token = std::getenv("BOT_TOKEN")) {
+    flags.token = token;
+  }
+  if (const char* url = std::getenv("SLUICE_API_URL")) {
+    flags.api_url = url;
+  }
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string_view name = argv[i];
+    if (name == "--token") {
+      flags.token = argv[i + 1];
+    } else if (name == "--api-url") {
+      flags.api_url = argv[i + 1];
+    } else {
+      throw std::invalid_argument(fmt::format(
+          "unknown option {}; the options are --token TOKEN and --api-url URL", name));
+    }
+  }
+  return flags;
+}
+
+// Runs against Telegram (or the given server) until SIGINT or SIGTERM.
+asio::awaitable<void> run_real(Flags flags) {
+  auto executor = co_await asio::this_coro::executor;
+  const Router router = make_router();
+  BotOptions options;
+  options.api.token = flags.token;
+  if (!flags.api_url.empty()) {
+    options.api.base_url = flags.api_url;
+  }
+  Bot bot(executor, std::move(options), router);
+  sluice::runtime::ShutdownSignals signals(executor, [&bot](int) { bot.stop(); });
+  co_await bot.run_polling();
+  signals.cancel();
+}
+
+asio::awaitable<void> run_bot(Bot& bot, std::shared_ptr<std::exception_ptr> error) {
+  try {
+    co_await bot.run_polling();
+  } catch (...) {
+    *error = std::current_exception();
+  }
+}
+
+// Runs the bot against an in-process sandbox and checks its echoes.
+asio::awaitable<int> run_demo() {
+  auto executor = co_await asio::this_coro::executor;
+  sluice::sandbox::SandboxOptions sandbox_options;
+  sluice::sandbox::Scenario scenario;
+  for (int i = 0; i < kDemoUsers; ++i) {
+    sluice::sandbox::User user;
+    user.id = kFirstUserId + i;
+    user.first_name = fmt::format("User{}", i);
+    scenario.users.push_back(user);
+  }
+  sandbox_options.scenario = scenario;
+  sluice::sandbox::Sandbox sandbox(executor, sandbox_options);
+  co_await sandbox.start();
+
+  const Router router = make_router();
+  BotOptions options;
+  options.api.token = sandbox.engine().bot().token;
+  options.api.base_url = sandbox.base_url();
+  options.polling.timeout = 1s;
+  Bot bot(executor, std::move(options), router);
+  sluice::runtime::TaskSet runner(executor, "echo_bot");
+  auto error = std::make_shared<std::exception_ptr>();
+  runner.spawn("bot", run_bot(bot, error));
+
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < kDemoUsers; ++i) {
+    for (const std::string& text : kDemoTexts) {
+      sandbox.push_message(kFirstUserId + i, 0, text);
+    }
+  }
+  const std::size_t expected = kDemoUsers * kDemoTexts.size();
+  const bool all_replied =
+      co_await sandbox.wait_for(fmt::format("calls.sendMessage>={}", expected), 10s);
+  bot.stop();
+  co_await runner.join();
+
+  // Each user's echoes must arrive in the order the texts were sent.
+  int wrong = 0;
+  for (int i = 0; i < kDemoUsers; ++i) {
+    auto calls = sandbox.engine().calls_json("sendMessage", kFirstUserId + i);
+    for (std::size_t j = 0; j < kDemoTexts.size(); ++j) {
+      const std::string expected_text =
+          j == 0 ? "Hello! Send me any text and I will send it back." : kDemoTexts[j];
+      if (j >= calls.size() ||
+          calls[j].at("params").at("text").as_string() != expected_text) {
+        ++wrong;
+      }
+    }
+  }
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  co_await sandbox.stop();
+
+  if (*error) {
+    try {
+      std::rethrow_exception(*error);
+    } catch (const std::exception& failure) {
+      fmt::print(stderr, "echo_bot: the bot failed: {}\n", failure.what());
+    }
+    co_return 1;
+  }
+  fmt::print("echo_bot: {} messages from {} users echoed in order: {} ({} wrong) in {} ms\n",
+             expected, kDemoUsers, all_replied && wrong == 0 ? "yes" : "no", wrong, elapsed.count());
+  co_return all_replied && wrong == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  try {
+    flags = read_flags(argc, argv);
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "echo_bot: {}\n", error.what());
+    return 2;
+  }
+
+  asio::io_context io;
+  int status = 0;
+  std::exception_ptr failure;
+  auto on_done = [&](std::exception_ptr error, int result) {
+    failure = error;
+    status = result;
+  };
+  if (flags.token.empty()) {
+    asio::co_spawn(io, run_demo(), on_done);
+  } else {
+    asio::co_spawn(io, run_real(flags), [&](std::exception_ptr error) { failure = error; });
+  }
+  io.run();
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& error) {
+      fmt::print(stderr, "echo_bot: {}\n", error.what());
+    }
+    return 1;
+  }
+  return status;
+}
