@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
     config.database_url = url;
   }
   config.redis_url = from_environment("REDIS_URL");
+  config.webhook_secret = from_environment("WEBHOOK_SECRET");
 
   po::options_description description("newsletter: a Telegram newsletter bot built on sluice\n\nOptions");
   description.add_options()
@@ -92,6 +93,16 @@ int main(int argc, char** argv) {
        "updates handled at once over all chats (handlers)")
       ("blocking-threads", po::value(&config.blocking_threads)->default_value(config.blocking_threads),
        "threads for SQLite calls")
+      ("webhook-port", po::value(&config.webhook_port)->default_value(config.webhook_port),
+       "receive updates by webhook on this TCP port instead of long polling (0: long polling)")
+      ("webhook-address", po::value(&config.webhook_address)->default_value(config.webhook_address),
+       "address the webhook server listens on")
+      ("webhook-url", po::value(&config.webhook_url),
+       "public HTTPS URL that Telegram posts updates to; the bot registers it with setWebhook "
+       "(empty: keep the webhook already set)")
+      ("webhook-secret", po::value(&config.webhook_secret),
+       "secret token Telegram sends with each webhook request, 1-256 characters of A-Z, a-z, 0-9, _ and - "
+       "(default: $WEBHOOK_SECRET)")
       ("log-level", po::value(&log_level)->default_value(log_level),
        "trace, debug, info, warn, error or off");
 
@@ -106,6 +117,9 @@ int main(int argc, char** argv) {
     config.admins = parse_admins(admins);
     if (config.token.empty()) {
       throw po::error("missing bot token: pass --token or set BOT_TOKEN");
+    }
+    if (config.webhook_port != 0 && config.webhook_secret.empty()) {
+      throw po::error("webhook mode needs a secret token: pass --webhook-secret or set WEBHOOK_SECRET");
     }
     if (progress_seconds == 0) {
       throw po::error("--progress-interval must be at least 1 second");

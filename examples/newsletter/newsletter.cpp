@@ -571,11 +571,20 @@ asio::awaitable<void> serve(const Config& config, sluice::runtime::BlockingPool*
     app.start_broadcast(std::move(job));
   }
 
-  logger()->info("bot started: api_url={} admins={} paid_broadcast={}", config.api_url, config.admins.size(),
-                 config.paid_broadcast);
+  logger()->info("bot started: api_url={} admins={} paid_broadcast={} updates={}", config.api_url,
+                 config.admins.size(), config.paid_broadcast, config.webhook_port != 0 ? "webhook" : "polling");
   std::exception_ptr failure;
   try {
-    co_await bot.run_polling();
+    if (config.webhook_port != 0) {
+      sluice::dispatch::WebhookServerOptions webhook;
+      webhook.webhook.secret_token = config.webhook_secret;
+      webhook.server.address = config.webhook_address;
+      webhook.server.port = config.webhook_port;
+      webhook.public_url = config.webhook_url;
+      co_await bot.run_webhook(std::move(webhook));
+    } else {
+      co_await bot.run_polling();
+    }
   } catch (...) {
     failure = std::current_exception();
   }

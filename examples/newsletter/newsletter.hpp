@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <cstddef>
 #include <set>
 #include <string>
 
@@ -33,6 +34,14 @@ struct Config {
   std::size_t max_concurrent_updates = 256;
   /// Worker threads for SQLite calls.
   std::size_t blocking_threads = 4;
+  /// Webhook mode when the port is set: listen on this address and port
+  /// instead of long polling.
+  std::string webhook_address = "127.0.0.1";
+  std::uint16_t webhook_port = 0;
+  /// The public URL Telegram posts to; empty leaves the webhook as it is.
+  std::string webhook_url{};
+  /// Secret token that Telegram sends with each webhook request.
+  std::string webhook_secret{};
 };
 
 /// Runs the bot until SIGINT or SIGTERM. Returns the process exit status.
