@@ -11,6 +11,8 @@
 #   SLUICE_DEMO_USERS      simulated users instead of the scenario's 10,000
 #   SLUICE_DEMO_EXAMPLES   0 skips the small example programs
 #   SLUICE_DEMO_KEEP       1 keeps the temporary folder with the logs
+#   SLUICE_DEMO_CRASH      1 kills the bot (SIGKILL) during the broadcast and
+#                          restarts it; checks that nobody is missed
 set -euo pipefail
 build="${1:-build}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -130,12 +132,12 @@ try:
     bot_log = os.path.join(work, "newsletter.log")
     environment = dict(os.environ, BOT_TOKEN=token)
     started = time.monotonic()
-    bot = subprocess.Popen([bot_program, "--api-url", base_url, "--db", "sqlite:///" + database,
-                            "--admins", str(ADMIN_ID), "--paid-broadcast", "--global-rate", str(int(global_limit)),
-                            "--progress-interval", "2", "--webhook-port", str(webhook_port),
-                            "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhook",
-                            "--webhook-secret", "sluice-demo-secret"],
-                           env=environment, stdout=open(bot_log, "w"), stderr=subprocess.STDOUT)
+    bot_command = [bot_program, "--api-url", base_url, "--db", "sqlite:///" + database,
+                   "--admins", str(ADMIN_ID), "--paid-broadcast", "--global-rate", str(int(global_limit)),
+                   "--progress-interval", "2", "--webhook-port", str(webhook_port),
+                   "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhook",
+                   "--webhook-secret", "sluice-demo-secret"]
+    bot = subprocess.Popen(bot_command, env=environment, stdout=open(bot_log, "w"), stderr=subprocess.STDOUT)
     processes.append(bot)
 
     # Phase 1: every simulated user has sent its messages (and blocked the
@@ -153,11 +155,26 @@ try:
     simulation_seconds = time.monotonic() - started
 
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
-        recipients = connection.execute(
-            "SELECT COUNT(*) FROM subscribers WHERE subscribed = 1 AND active = 1").fetchone()[0]
+        recipient_ids = {row[0] for row in connection.execute(
+            "SELECT chat_id FROM subscribers WHERE subscribed = 1 AND active = 1")}
+    recipients = len(recipient_ids)
 
-    # Phase 2: the admin broadcasts.
-    control("/sandbox/messages", {"from": ADMIN_ID, "text": "/broadcast Hello from the sluice demo!"})
+    # Phase 2: the admin broadcasts. With SLUICE_DEMO_CRASH=1 the bot is
+    # killed (SIGKILL) once about a third of the messages went out, and
+    # started again; it resumes the broadcast.
+    broadcast_text = "Hello from the sluice demo!"
+    sends_before = control("/sandbox/stats")["calls"]["by_method"].get("sendMessage", 0)
+    control("/sandbox/messages", {"from": ADMIN_ID, "text": "/broadcast " + broadcast_text})
+    crash = os.environ.get("SLUICE_DEMO_CRASH") == "1"
+    if crash:
+        wait_until("a third of the broadcast", BROADCAST_TIMEOUT,
+                   lambda: control("/sandbox/stats")["calls"]["by_method"].get("sendMessage", 0)
+                   >= sends_before + recipients // 3, interval=0.1)
+        bot.kill()
+        bot.wait()
+        processes.remove(bot)
+        bot = subprocess.Popen(bot_command, env=environment, stdout=open(bot_log, "a"), stderr=subprocess.STDOUT)
+        processes.append(bot)
     finished = wait_until("the broadcast to finish", BROADCAST_TIMEOUT,
                           lambda: re.search(r"broadcast finished: .*", read(bot_log)), interval=0.5)
     fields = dict(re.findall(r"(\w+)=(\S+)", finished.group(0)))
@@ -165,6 +182,8 @@ try:
                lambda: control("/sandbox/stats")["updates"]["pending"] == 0)
 
     stats = control("/sandbox/stats")
+    broadcast_calls = [call for call in control("/sandbox/calls?method=sendMessage")
+                       if call.get("params", {}).get("text") == broadcast_text]
     with open(f"/proc/{bot.pid}/status") as file:
         peak_kib = int(re.search(r"VmHWM:\s+(\d+) kB", file.read()).group(1))
 
@@ -191,6 +210,16 @@ try:
         ("broadcast failed sends", failed, failed == 0),
         ("broadcast rate (messages/s)", f"{rate:.0f} (paid limit {paid_limit:.0f})", 0 < rate <= paid_limit * 1.05),
     ]
+    if crash:
+        # Every recipient got the message; only sends in flight at the kill
+        # (at most --broadcast-concurrency, 64) may have gone out twice.
+        received = {}
+        for call in broadcast_calls:
+            received[call["chat_id"]] = received.get(call["chat_id"], 0) + 1
+        twice = sum(count - 1 for count in received.values() if count > 1)
+        missed = len([chat for chat in recipient_ids if chat not in received])
+        checks.append(("broadcast messages sent twice after kill -9", twice, twice <= 64))
+        checks.append(("broadcast recipients missed after kill -9", missed, missed == 0))
     print(f"updates handled:            {updates['confirmed']} "
           f"({simulated_users} simulated users, answered in {simulation_seconds:.1f} s)")
     print(f"replies p50 / p99 latency:  {stats['reply_latency_ms']['p50']} / {stats['reply_latency_ms']['p99']} ms")
