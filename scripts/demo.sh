@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: runs the example programs that show the runtime at work, then
 # the main job: the newsletter bot against the sandbox with
-# sandbox/scenarios/demo.json (10,000 simulated users, the recorded updates
-# of tests/data/updates, button presses and an admin's /broadcast), and
-# prints a summary. Exits non-zero when a program fails or a check fails.
+# sandbox/scenarios/demo.json. The scenario has 10,000 simulated users, the
+# recorded updates of tests/data/updates, button presses and an admin's
+# /broadcast. The script prints a summary and exits non-zero when a program
+# or a check fails.
 #
 #   scripts/demo.sh [BUILD_DIR]
 #
@@ -124,7 +125,8 @@ try:
 
     # The bot receives updates by webhook on a free local port.
     # NOTE: long polling is not used because the g++ 12 build of
-    # LongPoller currently stops with SIGILL in wait_for_room.
+    # LongPoller stops with SIGILL (an invalid coroutine resume) in
+    # wait_for_room.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         webhook_port = probe.getsockname()[1]
