@@ -70,6 +70,10 @@ class Dispatcher::Impl {
   boost::asio::awaitable<void> submit(telegram::Update update, updates::HandledCallback on_handled);
   boost::asio::awaitable<void> close(std::chrono::steady_clock::duration grace);
 
+  bool has_room() const noexcept {
+    return !pending_.closed() && pending_.waiters() == 0 && pending_.available() > 0;
+  }
+
   DispatcherStats stats_;
 
  private:
@@ -228,5 +232,7 @@ boost::asio::awaitable<void> Dispatcher::close(std::chrono::steady_clock::durati
 }
 
 DispatcherStats Dispatcher::stats() const noexcept { return impl_->stats_; }
+
+bool Dispatcher::has_room() const noexcept { return impl_->has_room(); }
 
 }  // namespace sluice::dispatch

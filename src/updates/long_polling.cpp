@@ -217,9 +217,11 @@ boost::asio::awaitable<void> LongPoller::Impl::run() {
       co_await wait_for_progress(offset);
     }
   }
-  logger_->info("long polling stopped offset={} pending={}",
+  logger_->info("long polling stopped offset={} pending={} polls={} received={} duplicates={} "
+                "dead_letters={} poll_errors={}",
                 tracker_.confirmed_offset() ? std::to_string(*tracker_.confirmed_offset()) : "none",
-                tracker_.pending());
+                tracker_.pending(), stats_.polls, stats_.updates_received, stats_.duplicates_skipped,
+                stats_.dead_letters, stats_.poll_errors);
 }
 
 // Runs one getUpdates and hands its new updates to the sink. Returns whether
@@ -309,6 +311,12 @@ boost::asio::awaitable<bool> LongPoller::Impl::accept(boost::json::value& json) 
   // sink did not take, or could not take because it is closed, stays
   // pending. That keeps the watermark below it, so it is fetched again
   // after a restart.
+  if (sink_.has_room()) {
+    // The common case skips the race below, which costs two coroutines and
+    // a timer wait per update.
+    co_await sink_.submit(std::move(update), std::move(on_handled));
+    co_return true;
+  }
   using namespace boost::asio::experimental::awaitable_operators;
   auto taking = submit(sink_, std::move(update), std::move(on_handled));
   auto stopped = stop_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));

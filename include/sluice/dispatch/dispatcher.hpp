@@ -109,6 +109,10 @@ class Dispatcher final : public updates::UpdateSink {
   boost::asio::awaitable<void> submit(telegram::Update update,
                                       updates::HandledCallback on_handled) override;
 
+  /// True while fewer than max_pending_updates updates are held and no
+  /// `submit` waits, so the next `submit` returns without waiting.
+  bool has_room() const noexcept override;
+
   /// Stops taking updates, waits up to `grace` for the held ones to be
   /// handled, then cancels the rest and waits until they have unwound.
   /// Cancellation: stops the wait; the dispatcher stays closed.

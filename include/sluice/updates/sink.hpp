@@ -28,6 +28,10 @@ class UpdateSink {
   /// runs). Errors: throws when the sink is closed; the update is not taken.
   virtual boost::asio::awaitable<void> submit(telegram::Update update,
                                               HandledCallback on_handled) = 0;
+
+  /// Returns true when `submit` would take an update without waiting. The
+  /// default, false, makes callers prepare for a wait.
+  virtual bool has_room() const noexcept { return false; }
 };
 
 }  // namespace sluice::updates
