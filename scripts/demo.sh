@@ -12,6 +12,7 @@
 #   SLUICE_DEMO_USERS      simulated users instead of the scenario's 10,000
 #   SLUICE_DEMO_EXAMPLES   0 skips the small example programs
 #   SLUICE_DEMO_KEEP       1 keeps the temporary folder with the logs
+#   SLUICE_DEMO_POLLING    1 runs the bot with long polling instead of a webhook
 #   SLUICE_DEMO_CRASH      1 kills the bot (SIGKILL) during the broadcast and
 #                          restarts it; checks that nobody is missed
 set -euo pipefail
@@ -123,10 +124,8 @@ try:
         with urllib.request.urlopen(request, timeout=30) as reply:
             return json.load(reply)["result"]
 
-    # The bot receives updates by webhook on a free local port.
-    # NOTE: long polling is not used because the g++ 12 build of
-    # LongPoller stops with SIGILL (an invalid coroutine resume) in
-    # wait_for_room.
+    # The bot receives updates by webhook on a free local port, or by long
+    # polling with SLUICE_DEMO_POLLING=1.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         webhook_port = probe.getsockname()[1]
@@ -139,6 +138,8 @@ try:
                    "--progress-interval", "2", "--webhook-port", str(webhook_port),
                    "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhook",
                    "--webhook-secret", "sluice-demo-secret"]
+    if os.environ.get("SLUICE_DEMO_POLLING") == "1":
+        bot_command = bot_command[:bot_command.index("--webhook-port")]
     bot = subprocess.Popen(bot_command, env=environment, stdout=open(bot_log, "w"), stderr=subprocess.STDOUT)
     processes.append(bot)
 
