@@ -51,7 +51,6 @@ bool read_json(const boost::json::value& json, RawUpdates& out,
 struct GetUpdatesRaw {
   static constexpr std::string_view method_name = "getUpdates";
   using result_type = RawUpdates;
-  static constexpr bool can_upload = false;
 
   std::optional<std::int64_t> offset{};
   std::optional<std::int64_t> limit{};

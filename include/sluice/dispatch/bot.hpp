@@ -47,14 +47,14 @@ struct BotOptions {
   /// not get confirmed. Must outlive the Bot.
   updates::OffsetStore* offset_store = nullptr;
   /// The bot's username without "@", for commands such as "/start@name";
-  /// empty asks getMe when the bot starts.
+  /// empty calls getMe when the bot starts.
   std::string username{};
   /// At shutdown, how long running handlers and spawned tasks may finish
   /// before they are cancelled. Default 10 s.
   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10);
 };
 
-/// How Bot::run_webhook serves Telegram's webhook requests.
+/// Settings of the webhook server of Bot::run_webhook.
 struct WebhookServerOptions {
   /// Secret token, path and limits; `webhook.secret_token` is required.
   updates::WebhookOptions webhook{};

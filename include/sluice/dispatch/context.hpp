@@ -8,6 +8,7 @@
 #include <string_view>
 #include <typeindex>
 #include <typeinfo>
+#include <utility>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -60,10 +61,10 @@ class ServiceRegistry {
   std::map<std::type_index, void*> services_;
 };
 
-/// What a Context needs from its bot. Filled by Bot; tests may build one.
+/// The parts of a bot that a Context uses. Bot fills it; tests may build one.
 struct BotEnvironment {
   telegram::BotApi* api = nullptr;
-  /// Where Context::spawn starts background tasks.
+  /// The TaskSet in which Context::spawn starts background tasks.
   runtime::TaskSet* tasks = nullptr;
   const ServiceRegistry* services = nullptr;
   /// The bot's username without "@", for commands such as "/start@name".
@@ -127,7 +128,7 @@ class Context {
   /// the update has no chat, and the BotApi's errors.
   boost::asio::awaitable<telegram::Message> reply(std::string text) const;
 
-  /// Answers the update's callback query with answerCallbackQuery; an empty
+  /// Calls answerCallbackQuery for the update's callback query; an empty
   /// `text` only stops the client's progress indicator. Throws
   /// std::logic_error when the update is not a callback query.
   boost::asio::awaitable<void> answer(std::string text = {}, bool show_alert = false) const;

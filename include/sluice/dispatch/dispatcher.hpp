@@ -53,7 +53,7 @@ struct DispatcherOptions {
 struct DispatcherStats {
   /// Handlers running now.
   std::size_t running = 0;
-  /// The most handlers that ran at once.
+  /// Maximum number of handlers that ran at once.
   std::size_t max_running = 0;
   /// Updates taken and not yet handled.
   std::size_t pending = 0;

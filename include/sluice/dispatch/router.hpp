@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -26,7 +27,7 @@ using ErrorHook = std::function<boost::asio::awaitable<void>(Context&, std::exce
 /// Calls the next layer: the next middleware, or the router's handlers.
 using Next = std::function<boost::asio::awaitable<void>()>;
 
-/// Code that wraps the handling of every update a router sees: logging,
+/// Code that wraps the handling of every update a router receives: logging,
 /// timing, access checks. It calls `next()` to go on, or returns without
 /// calling it to drop the update.
 using Middleware = std::function<boost::asio::awaitable<void>(Context&, Next)>;
@@ -82,7 +83,7 @@ class Router {
   Router& on_error(ErrorHook hook);
 
   /// Adds a middleware that wraps routing inside this router (outer
-  /// middleware: it sees every update that reaches the router, handled or
+  /// middleware: it receives every update that reaches the router, handled or
   /// not). Middlewares run in the order they were added.
   Router& use(Middleware middleware);
 
@@ -92,8 +93,8 @@ class Router {
 
   /// Runs the handler for the update of `context`. Returns whether a
   /// handler ran. Sets Context::handler_name before the handler runs.
-  /// Errors: as the class comment says. Cancellation: the handler sees the
-  /// caller's cancellation.
+  /// Errors: as in the class comment. Cancellation: the caller's
+  /// cancellation reaches the handler.
   boost::asio::awaitable<bool> route(Context& context) const;
 
   const std::string& name() const noexcept { return name_; }

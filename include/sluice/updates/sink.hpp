@@ -13,8 +13,8 @@ namespace sluice::updates {
 /// handler, on the event loop. It receives the update_id.
 using HandledCallback = std::function<void(std::int64_t update_id)>;
 
-/// Where an update source (long polling, webhook) delivers updates. The
-/// dispatcher of sluice::dispatch implements it.
+/// The receiver of an update source (long polling, webhook). The dispatcher
+/// of sluice::dispatch implements it.
 class UpdateSink {
  public:
   virtual ~UpdateSink() = default;

@@ -2,6 +2,7 @@
 
 // The kind of an Update: which of its optional fields is set.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -12,7 +13,7 @@ namespace sluice::updates {
 
 /// The field of an Update that carries its payload, in the order of
 /// https://core.telegram.org/bots/api#update. `unknown` is an update with
-/// none of the fields this version knows (a newer Bot API kind).
+/// none of the fields this version reads (a newer Bot API kind).
 enum class UpdateKind : std::uint8_t {
   message,
   edited_message,
@@ -52,8 +53,8 @@ UpdateKind kind_of(const telegram::Update& update) noexcept;
 /// "callback_query", ...); "unknown" for UpdateKind::unknown.
 std::string_view to_string(UpdateKind kind) noexcept;
 
-/// Where an update belongs for ordering: its chat, or the user it comes
-/// from when it has no chat (inline queries, shipping queries, ...).
+/// The ordering group of an update: its chat, or the user it comes from
+/// when it has no chat (inline queries, shipping queries, ...).
 /// Updates with the same key are handled one at a time, in order.
 struct OrderingKey {
   enum class Scope : std::uint8_t { chat, user };

@@ -1,7 +1,7 @@
 #pragma once
 
 // Webhooks: an HTTP handler that takes updates POSTed by Telegram
-// (https://core.telegram.org/bots/api#setwebhook) and answers 200 only once
+// (https://core.telegram.org/bots/api#setwebhook) and replies 200 only once
 // the update is handled.
 
 #include <chrono>
@@ -59,7 +59,7 @@ struct WebhookStats {
 bool equal_in_constant_time(std::string_view a, std::string_view b) noexcept;
 
 /// Serves webhook requests: checks the secret token in constant time,
-/// parses the update, hands it to the sink and answers 200 once it is
+/// parses the update, hands it to the sink and replies 200 once it is
 /// handled, so Telegram confirms only handled updates.
 ///
 /// Replies: 404 for another path, 405 for a method other than POST, 401 for

@@ -397,8 +397,8 @@ TEST(Bot, KeepsPerChatOrderAcrossThousandChats) {
     sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(kChats));
     co_await sandbox.start();
 
-    // Each chat's texts are "0", "1", "2"; the handler checks that they
-    // arrive in that order and yields once in between, so that handlers of
+    // Each chat's texts are "0", "1" and "2". The handler checks that they
+    // arrive in that order and yields in between, so that handlers of
     // different chats interleave.
     std::map<std::int64_t, int> next_expected;
     int sequence_errors = 0;

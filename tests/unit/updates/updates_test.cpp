@@ -104,8 +104,8 @@ TEST(OffsetTracker, DuplicatesAreRejected) {
 }
 
 TEST(OffsetTracker, RandomCompletionOrderMatchesModel) {
-  // Ids with gaps, handled in a shuffled order; after each step the offset
-  // must equal the smallest id not yet handled (or the last id + 1).
+  // Ids with gaps are handled in a shuffled order. After each step the
+  // offset must equal the smallest id not yet handled, or the last id + 1.
   std::mt19937 random(12345);
   std::vector<std::int64_t> ids;
   std::int64_t id = 1000;
