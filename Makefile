@@ -37,6 +37,8 @@ test: build
 	scripts/with-services.sh ctest --test-dir $(BUILD_DIR) --output-on-failure \
 	  --no-tests=error -j $(JOBS) $(CTEST_FLAGS)
 
+# Builds only the demo's programs unless TARGETS is given.
+demo: TARGETS = sluice_demo
 demo: build
 	bash scripts/demo.sh $(BUILD_DIR)
 
