@@ -1,0 +1,253 @@
+"""Driver of the echo-bot benchmark; run.sh calls it and documents the method.
+
+Standard library only. Every process it starts is stopped at the end of its
+run, and every run stops at the time limit.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOKEN = "123456789:AAHsandboxTokenForLocalTests000000"
+FIRST_USER_ID = 100000001
+PUSH_BATCH = 1000  # messages per POST /sandbox/messages
+UPDATES_PER_POLL = 100  # getUpdates limit of the Bot API
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SANDBOX_CPU = "0"
+BOT_CPU = "1"
+
+
+def bot_commands(echo_bot):
+    """Return {name: argv} of the bots; each reads BOT_TOKEN and its API root variable."""
+    return {
+        "sluice": [echo_bot],
+        "grammY+runner": ["node", os.path.join(HERE, "grammy_bot.js")],
+        "Telegraf": ["node", os.path.join(HERE, "telegraf_bot.js")],
+        "PTB 13": ["/usr/bin/python3", os.path.join(HERE, "ptb_bot.py")],
+    }
+
+
+def http(method, url, body=None, timeout=30.0):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def write_scenario(directory, users):
+    path = os.path.join(directory, "scenario.json")
+    scenario = {"users": [{"id": FIRST_USER_ID + i, "first_name": f"User{i}"} for i in range(users)]}
+    with open(path, "w") as file:
+        json.dump(scenario, file)
+    return path
+
+
+def start_sandbox(binary, scenario, log_path):
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        ["taskset", "-c", SANDBOX_CPU, binary, "--port", "0", "--no-flood-limits",
+         "--scenario", scenario, "--token", TOKEN, "--max-recorded-calls", "0",
+         "--log-level", "warn", "--seed", "1"],
+        stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(log_path) as file:
+            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", file.read())
+        if match:
+            return process, match.group(1)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    stop_process(process)
+    raise RuntimeError(f"sluice-sandbox did not print its URL within 10 s; see {log_path}")
+
+
+def push_messages(base, users, messages_per_user):
+    """Queue users * messages_per_user texts, every user's n-th before anyone's (n+1)-th."""
+    batch = []
+    for round_index in range(messages_per_user):
+        for user in range(users):
+            user_id = FIRST_USER_ID + user
+            batch.append({"from": user_id, "chat": user_id, "text": f"message {round_index} from {user_id}"})
+            if len(batch) == PUSH_BATCH:
+                status, reply = http("POST", f"{base}/sandbox/messages", batch)
+                if status != 200:
+                    raise RuntimeError(f"POST /sandbox/messages failed: {status} {reply}")
+                batch = []
+    if batch:
+        status, reply = http("POST", f"{base}/sandbox/messages", batch)
+        if status != 200:
+            raise RuntimeError(f"POST /sandbox/messages failed: {status} {reply}")
+
+
+def set_latency(base, latency_ms):
+    if latency_ms <= 0:
+        return
+    rule = {"method": "*", "kind": "latency", "rate": 1, "latency_ms": latency_ms}
+    status, reply = http("POST", f"{base}/sandbox/config", {"faults": [rule]})
+    if status != 200:
+        raise RuntimeError(f"POST /sandbox/config failed: {status} {reply}")
+
+
+def read_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+    # Fields 14 and 15 of proc(5) (utime, stime) are at 11 and 12 after the ")".
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def read_peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as file:
+        for line in file:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stop_process(process, grace=5.0):
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_once(args, name, argv, latency_ms, scenario, log_dir, index):
+    total = args.users * args.messages
+    tag = f"{name.replace(' ', '_').replace('+', '_')}-{latency_ms}ms-{index}"
+    sandbox, base = start_sandbox(args.sandbox, scenario, os.path.join(log_dir, f"sandbox-{tag}.log"))
+    bot = None
+    try:
+        push_messages(base, args.users, args.messages)
+        set_latency(base, latency_ms)
+        _, stats = http("GET", f"{base}/sandbox/stats")
+        pending = stats["result"]["updates"]["pending"]
+        if pending != total:
+            raise RuntimeError(f"sandbox has {pending} pending updates, expected {total}")
+
+        env = dict(os.environ, BOT_TOKEN=TOKEN, SLUICE_API_URL=base, API_ROOT=base)
+        bot_log = open(os.path.join(log_dir, f"bot-{tag}.log"), "w")
+        condition = urllib.parse.quote(f"calls.sendMessage>={total}")
+        started = time.monotonic()
+        bot = subprocess.Popen(["taskset", "-c", BOT_CPU] + argv, env=env,
+                               stdout=bot_log, stderr=subprocess.STDOUT)
+        met = False
+        while not met and time.monotonic() - started < args.time_limit and bot.poll() is None:
+            status, _ = http("GET", f"{base}/sandbox/wait?condition={condition}&timeout=1", timeout=10)
+            met = status == 200
+        elapsed = time.monotonic() - started
+        exited = bot.poll() is not None
+        cpu = read_cpu_seconds(bot.pid) if not exited else float("nan")
+        rss = read_peak_rss_mib(bot.pid) if not exited else float("nan")
+        _, stats = http("GET", f"{base}/sandbox/stats")
+        calls = stats["result"]["calls"]
+        replies = calls["by_method"].get("sendMessage", 0)
+        polls = calls["by_method"].get("getUpdates", 0)
+        errors = sum(calls.get("errors", {}).values())
+        outcome = "ok" if met else ("bot exited" if exited else f"stopped at {args.time_limit:.0f} s")
+        return {"bot": name, "latency_ms": latency_ms, "run": index, "outcome": outcome,
+                "seconds": elapsed, "replies": replies, "updates_per_s": replies / elapsed,
+                "cpu_s": cpu, "peak_rss_mib": rss, "get_updates_calls": polls, "errors": errors}
+    finally:
+        if bot is not None:
+            stop_process(bot)
+        stop_process(sandbox)
+
+
+def median(values):
+    values = [v for v in values if v == v]  # drop NaN
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(results, latencies, names, total):
+    for latency_ms in latencies:
+        bound = UPDATES_PER_POLL / (latency_ms / 1000) if latency_ms > 0 else None
+        header = f"\n## latency {latency_ms} ms per call, {total} updates"
+        if bound:
+            header += f", long-polling bound {bound:.0f} updates/s ({UPDATES_PER_POLL} per round trip)"
+        print(header)
+        columns = "| bot | runs ok | updates/s | CPU s | CPU ms per 1,000 updates | peak RSS MiB |"
+        rule = "| --- | --- | --- | --- | --- | --- |"
+        if bound:
+            columns += " share of bound |"
+            rule += " --- |"
+        print(columns)
+        print(rule)
+        for name in names:
+            runs = [r for r in results if r["bot"] == name and r["latency_ms"] == latency_ms]
+            if not runs:
+                continue
+            ok = sum(r["outcome"] == "ok" for r in runs)
+            rate = median([r["updates_per_s"] for r in runs])
+            cpu = median([r["cpu_s"] for r in runs])
+            per_thousand = median([r["cpu_s"] / r["replies"] * 1e6 if r["replies"] else float("nan")
+                                   for r in runs])
+            rss = median([r["peak_rss_mib"] for r in runs])
+            row = f"| {name} | {ok}/{len(runs)} | {rate:.0f} | {cpu:.2f} | {per_thousand:.0f} | {rss:.1f} |"
+            if bound:
+                row += f" {rate / bound * 100:.1f} % |"
+            print(row)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Echo-bot benchmark of sluice and other frameworks")
+    parser.add_argument("--sandbox", required=True, help="path of the sluice-sandbox program")
+    parser.add_argument("--echo-bot", required=True, help="path of sluice's echo_bot program")
+    parser.add_argument("--users", type=int, default=1000, help="private chats (users)")
+    parser.add_argument("--messages", type=int, default=20, help="messages per user")
+    parser.add_argument("--runs", type=int, default=3, help="runs per bot and latency")
+    parser.add_argument("--latencies", default="0,20", help="sandbox latency per call in ms, comma-separated")
+    parser.add_argument("--time-limit", type=float, default=120, help="seconds after which a run is stopped")
+    parser.add_argument("--bots", default="", help="comma-separated subset of the bot names")
+    parser.add_argument("--json", default="", help="file to write every run's figures to")
+    args = parser.parse_args()
+
+    commands = bot_commands(args.echo_bot)
+    names = [n for n in commands if not args.bots or n in args.bots.split(",")]
+    latencies = [int(x) for x in args.latencies.split(",")]
+    total = args.users * args.messages
+    log_dir = tempfile.mkdtemp(prefix="sluice-bench-frameworks-")
+    scenario = write_scenario(log_dir, args.users)
+    print(f"logs in {log_dir}; load average at start: {open('/proc/loadavg').read().strip()}", flush=True)
+
+    results = []
+    for latency_ms in latencies:
+        for index in range(args.runs):
+            # Rotate the order each round so that no bot always runs first or last.
+            order = names[index % len(names):] + names[:index % len(names)]
+            for name in order:
+                result = run_once(args, name, commands[name], latency_ms, scenario, log_dir, index + 1)
+                results.append(result)
+                print(f"run {index + 1} {name} {latency_ms} ms: {result['outcome']}, "
+                      f"{result['replies']} replies in {result['seconds']:.2f} s = "
+                      f"{result['updates_per_s']:.0f}/s, CPU {result['cpu_s']:.2f} s, "
+                      f"peak RSS {result['peak_rss_mib']:.1f} MiB, "
+                      f"{result['get_updates_calls']} getUpdates, {result['errors']} errors", flush=True)
+                if args.json:
+                    with open(args.json, "w") as file:
+                        json.dump(results, file, indent=1)
+
+    print(f"\nload average at end: {open('/proc/loadavg').read().strip()}")
+    print_table(results, latencies, names, total)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
