@@ -28,6 +28,7 @@
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/telegram/keyboards.hpp>
 #include <sluice/telegram/types.hpp>
+#include <sluice/updates/offset.hpp>
 
 namespace newsletter {
 
@@ -548,7 +549,14 @@ asio::awaitable<void> serve(const Config& config, sluice::runtime::BlockingPool*
 
   Newsletter app(database, config, redis.get());
   sluice::dispatch::Router router = make_router();
+  // The update watermark and dead letters live in the bot's database, so a
+  // restarted bot neither loses nor handles again what it confirmed. The
+  // bot id is the part of the token before ':'.
+  sluice::updates::SqlOffsetStore offsets(database, config.token.substr(0, config.token.find(':')));
+  co_await offsets.create_tables();
+
   sluice::dispatch::BotOptions bot_options;
+  bot_options.offset_store = &offsets;
   bot_options.api.token = config.token;
   bot_options.api.base_url = config.api_url;
   bot_options.api.flood.global.limit = config.global_rate;
