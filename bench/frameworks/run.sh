@@ -32,15 +32,16 @@
 # Needs: node and npm (installs package-lock.json's exact versions into
 # node_modules on first use), Debian's python3-python-telegram-bot, taskset,
 # and a RelWithDebInfo build of the sluice-sandbox and echo_bot programs
-# (BUILD_DIR, default build-demo). Traffic goes only to the sandbox on
+# (BUILD_DIR, default build-demo; SANDBOX and ECHO_BOT override the two
+# paths). Traffic goes only to the sandbox on
 # 127.0.0.1, and every process the script starts is stopped when its run ends.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 build_dir="${BUILD_DIR:-$root/build-demo}"
-sandbox="$build_dir/sandbox/sluice-sandbox"
-echo_bot="$build_dir/examples/echo_bot"
+sandbox="${SANDBOX:-$build_dir/sandbox/sluice-sandbox}"
+echo_bot="${ECHO_BOT:-$build_dir/examples/echo_bot}"
 
 for program in "$sandbox" "$echo_bot"; do
   if [[ ! -x "$program" ]]; then
