@@ -17,7 +17,7 @@ function(sluice_apply_build_flags target)
   # With optimisation, g++ 12 reports Asio's recycling allocator for
   # coroutine frames as a mismatched new and delete: a false positive.
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
-    target_compile_options(${target} PRIVATE -Wno-mismatched-new-delete)
+    target_compile_options(${target} PRIVATE $<$<NOT:$<CONFIG:Debug>>:-Wno-mismatched-new-delete>)
   endif()
 endfunction()
 
