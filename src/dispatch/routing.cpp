@@ -16,6 +16,7 @@
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/telegram/bot_api.hpp>
 #include <sluice/telegram/update.hpp>
+#include <sluice/updates/update_kind.hpp>
 
 namespace sluice::dispatch {
 
@@ -71,34 +72,19 @@ void ServiceRegistry::throw_missing(const char* type_name) {
                           " is registered; call Bot::provide before the bot starts");
 }
 
-namespace {
-
-const telegram::Message* message_of(const telegram::Update& update) noexcept {
-  for (const std::optional<telegram::Message>* field :
-       {&update.message, &update.edited_message, &update.channel_post, &update.edited_channel_post,
-        &update.business_message, &update.edited_business_message, &update.guest_message}) {
-    if (field->has_value()) {
-      return &**field;
-    }
-  }
-  return nullptr;
-}
-
-}  // namespace
-
 Context::Context(const telegram::Update& update, const BotEnvironment& environment)
     : update_(&update),
       environment_(&environment),
       kind_(updates::kind_of(update)),
       chat_id_(updates::chat_id_of(update)) {
-  if (const telegram::Message* message = message_of(update); message != nullptr && message->text) {
+  if (const telegram::Message* message = updates::message_of(update); message != nullptr && message->text) {
     command_ = parse_command(*message->text, environment.username);
   }
 }
 
 std::int64_t Context::update_id() const noexcept { return update_->update_id; }
 
-const telegram::Message* Context::message() const noexcept { return message_of(*update_); }
+const telegram::Message* Context::message() const noexcept { return updates::message_of(*update_); }
 
 const telegram::CallbackQuery* Context::callback_query() const noexcept {
   return update_->callback_query ? &*update_->callback_query : nullptr;

@@ -38,7 +38,8 @@ constexpr std::array<std::string_view, kUpdateKindCount> kKindNames = {
     "unknown",
 };
 
-// Returns the message an update carries, if it is one of the message kinds.
+}  // namespace
+
 const telegram::Message* message_of(const telegram::Update& update) noexcept {
   for (const std::optional<telegram::Message>* field :
        {&update.message, &update.edited_message, &update.channel_post, &update.edited_channel_post,
@@ -49,8 +50,6 @@ const telegram::Message* message_of(const telegram::Update& update) noexcept {
   }
   return nullptr;
 }
-
-}  // namespace
 
 UpdateKind kind_of(const telegram::Update& update) noexcept {
   using enum UpdateKind;

@@ -68,6 +68,10 @@ struct OrderingKey {
 /// query's chat is that of its message).
 std::optional<std::int64_t> chat_id_of(const telegram::Update& update) noexcept;
 
+/// Returns the message `update` carries when its kind is one of the message
+/// kinds (message, edited_message, channel_post, ...), else nullptr.
+const telegram::Message* message_of(const telegram::Update& update) noexcept;
+
 /// Returns the id of the user who caused `update`, if there is one.
 std::optional<std::int64_t> user_id_of(const telegram::Update& update) noexcept;
 
