@@ -24,7 +24,7 @@ constexpr std::size_t kMaxCaptionLength = 1024;
 constexpr std::size_t kMaxCallbackDataBytes = 64;
 constexpr std::size_t kMaxCallbackAnswerLength = 200;
 // Stack buffer for building one message's JSON; larger messages spill to
-// the heap. 8 KiB holds a typical message without any allocation.
+// the heap. 8 KiB fits a typical message without any allocation.
 constexpr std::size_t kMessageBufferBytes = 8 * 1024;
 // Largest side of each photo size Telegram generates for bots; the largest
 // size is the photo itself, scaled down to 1280 if needed.

@@ -13,7 +13,7 @@
 // Guarantees, per recipient and broadcast id:
 // - Each recipient is sent to at most once, except a send that was in
 //   flight when the process stopped: the checkpoint is written after the
-//   Bot API answered, so that one send may be repeated after a resume.
+//   Bot API replied, so that one send may be repeated after a resume.
 // - No recipient is skipped: a resumed run reads the whole source again and
 //   leaves out only the recipients the store records as done.
 // - 403 (the user blocked the bot, the account is deleted, the bot left the
@@ -42,11 +42,11 @@ class Database;
 
 namespace sluice::broadcast {
 
-/// What happened to one recipient.
+/// The outcome for one recipient.
 enum class Outcome : std::uint8_t {
   /// The message was sent (to the migrated id, when the chat had moved).
   delivered = 1,
-  /// Telegram answered 403: blocked, deactivated or removed from the chat.
+  /// Telegram replied 403: blocked, deactivated or removed from the chat.
   blocked = 2,
   /// Any other error once the BotApi gave up retrying.
   failed = 3,
@@ -92,7 +92,7 @@ struct Report {
   double rate = 0.0;
 };
 
-/// A paged list of recipients, read with keyset pagination: each page holds
+/// A paged list of recipients, read with keyset pagination: each page contains
 /// the chat ids above the previous page's last one, ascending, so that a
 /// recipient added or removed meanwhile does not shift the pages.
 class RecipientSource {
@@ -238,7 +238,7 @@ struct BroadcastOptions {
 /// awaited: a slow callback slows the sends that wait for it. An exception
 /// from a callback stops the broadcast like an error of the store.
 struct BroadcastCallbacks {
-  /// A recipient answered 403; the bot marks it inactive.
+  /// A send to a recipient got 403; the bot marks it inactive.
   std::function<boost::asio::awaitable<void>(std::int64_t chat_id)> on_blocked{};
   /// A chat moved to a new id; the bot updates its record.
   std::function<boost::asio::awaitable<void>(std::int64_t old_chat_id, std::int64_t new_chat_id)> on_migrated{};

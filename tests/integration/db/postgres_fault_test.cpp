@@ -107,7 +107,7 @@ TEST(PostgresFault, RestartUnder64Queriers) {
   });
 }
 
-// Returns once the server answers a query, or false after `limit`: a
+// Returns true once the server runs a query, or false after `limit`: a
 // restart made by an earlier test may still be finishing.
 asio::awaitable<bool> wait_until_serving(asio::any_io_executor executor, std::string url,
                                          Clock::duration limit) {

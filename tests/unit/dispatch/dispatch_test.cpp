@@ -215,12 +215,12 @@ TEST(Filter, ComposesWithAndOrNot) {
   Context context(update, environment);
   const auto in_private = filters::chat_type("private");
   const auto from_seven = filters::from_users({7});
-  const auto says_bye = filters::text_equals("bye");
+  const auto text_is_bye = filters::text_equals("bye");
   EXPECT_TRUE((in_private && from_seven)(context));
-  EXPECT_FALSE((in_private && says_bye)(context));
-  EXPECT_TRUE((says_bye || from_seven)(context));
-  EXPECT_TRUE((!says_bye)(context));
-  EXPECT_FALSE((!(in_private || says_bye))(context));
+  EXPECT_FALSE((in_private && text_is_bye)(context));
+  EXPECT_TRUE((text_is_bye || from_seven)(context));
+  EXPECT_TRUE((!text_is_bye)(context));
+  EXPECT_FALSE((!(in_private || text_is_bye))(context));
   EXPECT_TRUE(filters::text_matches("wor.d")(context));
   EXPECT_FALSE(filters::text_matches("^world")(context));
   EXPECT_TRUE(filters::chat_ids({41, 42})(context));
