@@ -8,6 +8,7 @@
 #include <sluice/runtime/blocking_pool.hpp>
 #include <sluice/runtime/offload.hpp>
 
+#include "integration/db/postgres_activity.hpp"
 #include "integration/db/postgres_support.hpp"
 #include "unit/db/coro_test_support.hpp"
 
@@ -22,11 +23,6 @@ DatabaseOptions pg_options(const std::string& app) {
   options.pool.hold_warning_threshold = 0ms;
   options.postgres.application_name = app;
   return options;
-}
-
-asio::awaitable<std::int64_t> count_connections(Database& observer, std::string app) {
-  auto rows = co_await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app);
-  co_return rows.at(0).get<std::int64_t>(0);
 }
 
 struct LoadResult {
@@ -102,7 +98,8 @@ TEST(PostgresFault, RestartUnder64Queriers) {
     EXPECT_LE(stats.open, 5u) << "back to pool_size";
 
     Database observer(ioc.get_executor(), url, pg_options("sluice-observer"));
-    const auto server_side = co_await count_connections(observer, "sluice-restart");
+    const auto server_side =
+        co_await settled_connections(observer, "sluice-restart", static_cast<std::int64_t>(stats.open));
     EXPECT_EQ(server_side, static_cast<std::int64_t>(stats.open)) << "no connection leaked on the server";
   });
 }

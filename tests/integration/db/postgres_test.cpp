@@ -9,6 +9,7 @@
 
 #include <sluice/runtime/blocking_pool.hpp>
 
+#include "integration/db/postgres_activity.hpp"
 #include "integration/db/postgres_support.hpp"
 #include "unit/db/coro_test_support.hpp"
 
@@ -24,13 +25,6 @@ DatabaseOptions pg_options(const std::string& app, runtime::BlockingPool* blocki
   options.postgres.application_name = app;
   options.postgres.blocking_pool = blocking;
   return options;
-}
-
-// Counts the server connections of one application_name, from a separate
-// connection.
-asio::awaitable<std::int64_t> count_connections(Database& observer, std::string app) {
-  auto rows = co_await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app);
-  co_return rows.at(0).get<std::int64_t>(0);
 }
 
 TEST(Postgres, QueriesRoundTripTypes) {
@@ -190,7 +184,7 @@ TEST(Postgres, PoolLimitsServerConnections) {
       co_await sleep_for(5ms);
     }
     co_await group.wait();
-    const auto after = co_await count_connections(observer, "sluice-limits");
+    const auto after = co_await settled_connections(observer, "sluice-limits", 2);
 
     EXPECT_EQ(failures, 0);
     EXPECT_LE(peak, 3);
@@ -248,14 +242,7 @@ TEST(Postgres, PrePingReplacesTerminatedConnections) {
     }
     co_await admin.query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sluice-preping'");
-    // The backends exit asynchronously; wait until they are gone.
-    for (int i = 0; i < 200; ++i) {
-      const auto remaining = co_await count_connections(admin, "sluice-preping");
-      if (remaining == 0) {
-        break;
-      }
-      co_await sleep_for(10ms);
-    }
+    co_await settled_connections(admin, "sluice-preping", 0);
     auto rows = co_await db.query("SELECT 7");
     const auto stats = db.stats();
 
@@ -300,15 +287,7 @@ TEST(Postgres, MigrationLeavesNoConnection) {
     co_await admin.execute("DROP TABLE IF EXISTS schema_migrations");
     auto report = co_await migrate(ioc.get_executor(), url, folder);
     auto again = co_await migrate(ioc.get_executor(), url, folder);
-    // A backend exits shortly after its client disconnects.
-    std::int64_t left = -1;
-    for (int i = 0; i < 200; ++i) {
-      left = co_await count_connections(admin, "sluice-migrate");
-      if (left == 0) {
-        break;
-      }
-      co_await sleep_for(10ms);
-    }
+    const auto left = co_await settled_connections(admin, "sluice-migrate", 0);
     auto rows = co_await admin.query("SELECT count(*) FROM db_accounts");
 
     EXPECT_EQ(report.applied.size(), 2u);
