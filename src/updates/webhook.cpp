@@ -1,7 +1,11 @@
 #include <sluice/updates/webhook.hpp>
 
 #include <algorithm>
+#include <deque>
+#include <memory>
 #include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
@@ -46,12 +50,49 @@ http::Reply text_reply(http::Status status, std::string body) {
   return reply;
 }
 
-// Set by the update's HandledCallback; wakes the request that waits for it.
+// Set by the update's HandledCallback, or when the sink rejected the update.
+// Wakes every request that waits for the update.
 struct HandledSignal {
   explicit HandledSignal(const boost::asio::any_io_executor& executor)
       : timer(executor, std::chrono::steady_clock::time_point::max()) {}
   boost::asio::steady_timer timer;
   bool handled = false;
+  bool rejected = false;
+};
+
+// Waits until `signal` is set or the request is cancelled.
+boost::asio::awaitable<void> wait_for(HandledSignal& signal) {
+  while (!signal.handled && !signal.rejected) {
+    co_await signal.timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    const auto state = co_await boost::asio::this_coro::cancellation_state;
+    if (state.cancelled() != boost::asio::cancellation_type::none) {
+      break;
+    }
+  }
+}
+
+// The last `capacity` update_ids added, oldest dropped first.
+class RecentIds {
+ public:
+  explicit RecentIds(std::size_t capacity) : capacity_(capacity) {}
+
+  bool contains(std::int64_t id) const { return ids_.contains(id); }
+
+  void add(std::int64_t id) {
+    if (capacity_ == 0 || !ids_.insert(id).second) {
+      return;
+    }
+    order_.push_back(id);
+    if (order_.size() > capacity_) {
+      ids_.erase(order_.front());
+      order_.pop_front();
+    }
+  }
+
+ private:
+  std::size_t capacity_;
+  std::deque<std::int64_t> order_;
+  std::unordered_set<std::int64_t> ids_;
 };
 
 }  // namespace
@@ -68,7 +109,7 @@ bool equal_in_constant_time(std::string_view a, std::string_view b) noexcept {
   return difference == 0;
 }
 
-class WebhookHandler::Impl {
+class WebhookHandler::Impl : public std::enable_shared_from_this<WebhookHandler::Impl> {
  public:
   Impl(boost::asio::any_io_executor executor, UpdateSink& sink, WebhookOptions options,
        OffsetStore* dead_letters)
@@ -76,7 +117,8 @@ class WebhookHandler::Impl {
         sink_(sink),
         options_(std::move(options)),
         dead_letters_(dead_letters),
-        logger_(runtime::module_logger("sluice.updates")) {
+        logger_(runtime::module_logger("sluice.updates")),
+        recent_(options_.remember_handled) {
     if (!valid_secret(options_.secret_token)) {
       throw std::invalid_argument(
           "WebhookOptions::secret_token must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -");
@@ -87,6 +129,8 @@ class WebhookHandler::Impl {
   }
 
   boost::asio::awaitable<http::Reply> handle(http::Request request);
+  boost::asio::awaitable<http::Reply> handle_update(telegram::Update update);
+  boost::asio::awaitable<http::Reply> join(std::int64_t update_id);
 
   boost::asio::any_io_executor executor_;
   UpdateSink& sink_;
@@ -95,6 +139,9 @@ class WebhookHandler::Impl {
   std::shared_ptr<spdlog::logger> logger_;
   WebhookStats stats_;
   bool closed_ = false;
+  // Updates taken by the sink and not yet handled, by update_id.
+  std::unordered_map<std::int64_t, std::shared_ptr<HandledSignal>> in_progress_;
+  RecentIds recent_;
 };
 
 boost::asio::awaitable<http::Reply> WebhookHandler::Impl::handle(http::Request request) {
@@ -150,25 +197,45 @@ boost::asio::awaitable<http::Reply> WebhookHandler::Impl::handle(http::Request r
     co_return text_reply(http::Status::ok, "");
   }
 
+  const std::int64_t update_id = update.update_id;
+  if (recent_.contains(update_id) || in_progress_.contains(update_id)) {
+    ++stats_.duplicates;
+    logger_->info("webhook update delivered again; not handled twice update_id={}", update_id);
+    co_return co_await join(update_id);
+  }
+  co_return co_await handle_update(std::move(update));
+}
+
+boost::asio::awaitable<http::Reply> WebhookHandler::Impl::handle_update(telegram::Update update) {
   ++stats_.in_flight;
   const std::int64_t update_id = update.update_id;
   auto signal = std::make_shared<HandledSignal>(executor_);
-  HandledCallback on_handled = [signal](std::int64_t) {
+  in_progress_.emplace(update_id, signal);
+  std::weak_ptr<Impl> self = weak_from_this();
+  HandledCallback on_handled = [signal, self](std::int64_t id) {
     signal->handled = true;
     signal->timer.cancel();
+    if (auto impl = self.lock()) {
+      impl->in_progress_.erase(id);
+      impl->recent_.add(id);
+    }
   };
   std::exception_ptr failure;
   try {
     co_await sink_.submit(std::move(update), std::move(on_handled));
-    while (!signal->handled) {
-      co_await signal->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-      const auto state = co_await boost::asio::this_coro::cancellation_state;
-      if (state.cancelled() != boost::asio::cancellation_type::none) {
-        break;
-      }
-    }
   } catch (...) {
+    // The sink did not take the update: a later delivery may handle it.
     failure = std::current_exception();
+    signal->rejected = true;
+    signal->timer.cancel();
+    in_progress_.erase(update_id);
+  }
+  if (!failure) {
+    try {
+      co_await wait_for(*signal);
+    } catch (...) {
+      failure = std::current_exception();
+    }
   }
   --stats_.in_flight;
   if (failure || !signal->handled) {
@@ -179,6 +246,21 @@ boost::asio::awaitable<http::Reply> WebhookHandler::Impl::handle(http::Request r
     co_return text_reply(http::Status::service_unavailable, "not handled\n");
   }
   ++stats_.handled;
+  co_return text_reply(http::Status::ok, "");
+}
+
+// Replies to a delivery of an update that was handled, or is being handled,
+// once that handling is over, with the reply the first delivery got.
+boost::asio::awaitable<http::Reply> WebhookHandler::Impl::join(std::int64_t update_id) {
+  const auto found = in_progress_.find(update_id);
+  if (found == in_progress_.end()) {
+    co_return text_reply(http::Status::ok, "");
+  }
+  std::shared_ptr<HandledSignal> signal = found->second;
+  co_await wait_for(*signal);
+  if (!signal->handled) {
+    co_return text_reply(http::Status::service_unavailable, "not handled\n");
+  }
   co_return text_reply(http::Status::ok, "");
 }
 

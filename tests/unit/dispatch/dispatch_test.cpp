@@ -787,11 +787,12 @@ std::string update_json(std::int64_t update_id, const std::string& text) {
   return sluice::telegram::serialize_json(text_message(update_id, 42, "private", 42, text));
 }
 
-asio::awaitable<void> run_webhook_bot(Bot& bot, std::shared_ptr<std::exception_ptr> error) {
+asio::awaitable<void> run_webhook_bot(Bot& bot, std::shared_ptr<std::exception_ptr> error,
+                                      std::size_t max_in_flight = 1) {
   try {
     sluice::dispatch::WebhookServerOptions options;
     options.webhook.secret_token = std::string(kSecret);
-    options.webhook.max_in_flight = 1;
+    options.webhook.max_in_flight = max_in_flight;
     options.webhook.body_limit = 4096;
     co_await bot.run_webhook(std::move(options));
   } catch (...) {
@@ -866,6 +867,93 @@ TEST(Webhook, ChecksSecretSizeAndLoad) {
     EXPECT_EQ(invalid.result_int(), 200u);
     const std::vector<std::string> expected = {"slow", "d"};
     EXPECT_EQ(handled, expected);
+  });
+}
+
+// The sandbox gives up on a delivery after 300 ms and delivers the update
+// again while the first handling still runs: the handler runs once.
+TEST(Webhook, SlowHandlerRunsOncePerUpdate) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    auto options = sandbox_options(1);
+    options.engine.webhook.request_timeout = 300ms;
+    options.engine.webhook.retry_initial = 100ms;
+    options.engine.webhook.retry_max = 200ms;
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), options);
+    co_await sandbox.start();
+    std::map<std::string, int> runs;
+    Router router;
+    router.on_message([&](Context& ctx) -> asio::awaitable<void> {
+      ++runs[std::string(ctx.text())];
+      if (ctx.text() == "slow") {
+        asio::steady_timer pause(io.get_executor(), 1200ms);
+        co_await pause.async_wait(asio::use_awaitable);
+      }
+      co_await ctx.reply(std::string(ctx.text()));
+    });
+    Bot bot(io.get_executor(), bot_options(sandbox), router);
+    sluice::runtime::TaskSet runner(io.get_executor(), "test");
+    auto error = std::make_shared<std::exception_ptr>();
+    runner.spawn("bot", run_webhook_bot(bot, error, 16));
+    while (bot.webhook_port() == 0 && !*error) {
+      co_await asio::post(io.get_executor(), asio::use_awaitable);
+    }
+    const std::string url = "http://127.0.0.1:" + std::to_string(bot.webhook_port()) + "/webhook";
+    std::vector<std::string> every_kind;
+    co_await sluice::updates::set_webhook(bot.api(), url, std::string(kSecret), std::move(every_kind));
+    sandbox.push_message(kFirstUserId, kFirstUserId, "slow");
+    sandbox.push_message(kFirstUserId, kFirstUserId, "fast");
+    // The sandbox delivers one update per chat at a time, so the second
+    // reply means the first update was confirmed.
+    const bool replied = co_await sandbox.wait_for("calls.sendMessage>=2", 20s);
+    const auto duplicates = bot.webhook()->stats().duplicates;
+    const auto failures = sandbox.engine().evaluate_condition("webhook_failures>=1");
+
+    bot.stop();
+    co_await runner.join();
+    co_await sandbox.stop();
+    EXPECT_EQ(rethrow_text(*error), "");
+    EXPECT_TRUE(replied);
+    EXPECT_TRUE(failures) << "the sandbox timed out on the slow update";
+    EXPECT_GE(duplicates, 1u);
+    EXPECT_EQ(runs["slow"], 1);
+    EXPECT_EQ(runs["fast"], 1);
+  });
+}
+
+// A delivery of an update handled before gets 200 and runs no handler.
+TEST(Webhook, RepeatedDeliveryAnsweredWithoutHandling) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    int runs = 0;
+    Router router;
+    router.on_message([&](Context&) -> asio::awaitable<void> {
+      ++runs;
+      co_return;
+    });
+    BotOptions options;
+    options.api.token = "123456789:AAHsandboxTokenForLocalTests000000";
+    options.api.base_url = "http://127.0.0.1:9";  // never called: the username is given
+    options.username = "my_bot";
+    options.shutdown_grace = 2s;
+    Bot bot(io.get_executor(), std::move(options), router);
+    sluice::runtime::TaskSet runner(io.get_executor(), "test");
+    auto error = std::make_shared<std::exception_ptr>();
+    runner.spawn("bot", run_webhook_bot(bot, error));
+    while (bot.webhook_port() == 0 && !*error) {
+      co_await asio::post(io.get_executor(), asio::use_awaitable);
+    }
+    const std::uint16_t port = bot.webhook_port();
+    sluice::http::Client client(io.get_executor());
+    auto first = co_await post_update(client, port, update_json(7, "a"), std::string(kSecret));
+    auto again = co_await post_update(client, port, update_json(7, "a"), std::string(kSecret));
+    auto next = co_await post_update(client, port, update_json(8, "b"), std::string(kSecret));
+
+    bot.stop();
+    co_await runner.join();
+    EXPECT_EQ(rethrow_text(*error), "");
+    EXPECT_EQ(first.result_int(), 200u);
+    EXPECT_EQ(again.result_int(), 200u);
+    EXPECT_EQ(next.result_int(), 200u);
+    EXPECT_EQ(runs, 2);
   });
 }
 
