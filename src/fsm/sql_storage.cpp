@@ -28,6 +28,9 @@ constexpr std::string_view kCreateTable =
 // move_chat looks records up by chat.
 constexpr std::string_view kCreateIndex =
     "CREATE INDEX IF NOT EXISTS sluice_fsm_state_chat ON sluice_fsm_state (bot_id, chat_id)";
+// The key of the PostgreSQL advisory lock taken by create_tables: an
+// arbitrary constant that other users of the database are unlikely to pick.
+constexpr std::int64_t kCreateTablesLockId = 0x736c75696365'01;
 
 boost::json::object parse_data(const std::string& text, const std::string& key) {
   boost::system::error_code error;
@@ -54,8 +57,17 @@ std::int64_t SqlStorage::now_ms() const {
 std::size_t SqlStorage::lock_entries() const noexcept { return locks_->size(); }
 
 boost::asio::awaitable<void> SqlStorage::create_tables() {
-  co_await database_->execute(std::string(kCreateTable));
-  co_await database_->execute(std::string(kCreateIndex));
+  auto conn = co_await database_->acquire(db::Access::read_write);
+  db::Transaction transaction = co_await conn->begin();
+  if (database_->backend() == db::Backend::postgresql) {
+    // Two PostgreSQL sessions that run CREATE TABLE IF NOT EXISTS at once
+    // can both miss the table, and one then fails on a unique index of the
+    // catalog; the lock makes the second wait for the first.
+    co_await conn->query("SELECT pg_advisory_xact_lock($1)", kCreateTablesLockId);
+  }
+  co_await conn->execute(kCreateTable);
+  co_await conn->execute(kCreateIndex);
+  co_await transaction.commit();
 }
 
 boost::asio::awaitable<std::optional<StateRecord>> SqlStorage::get(StorageKey key) {

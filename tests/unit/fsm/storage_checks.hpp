@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <optional>
@@ -157,3 +158,24 @@ inline asio::awaitable<void> check_move_chat(Storage& storage, std::int64_t bot_
 }
 
 }  // namespace sluice::fsm::testing
+
+namespace sluice::fsm::testing {
+
+inline std::string env_or_empty(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+}  // namespace sluice::fsm::testing
+
+/// Declares `std::string variable` with the value of the environment
+/// variable `name`; when it is missing, fails the test under
+/// SLUICE_REQUIRE_SERVICES=1 and skips it otherwise.
+#define SLUICE_FSM_REQUIRE_ENV(variable, name)                                                   \
+  const std::string variable = ::sluice::fsm::testing::env_or_empty(name);                       \
+  if (variable.empty()) {                                                                        \
+    if (::sluice::fsm::testing::env_or_empty("SLUICE_REQUIRE_SERVICES") == "1") {                \
+      FAIL() << name " is not set although SLUICE_REQUIRE_SERVICES=1";                           \
+    }                                                                                            \
+    GTEST_SKIP() << name " is not set; run the tests under scripts/with-services.sh";            \
+  }

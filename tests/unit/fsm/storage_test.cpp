@@ -297,10 +297,12 @@ struct TempDatabaseFile {
 };
 
 // Runs `body` with a SqlStorage on a new Database over `file`, then closes
-// the database.
-asio::awaitable<void> with_sqlite(asio::io_context& io, sluice::runtime::BlockingPool& blocking,
-                                  const TempDatabaseFile& file, sluice::fsm::SqlStorageOptions options,
+// the database and joins its blocking pool, whose threads must be gone
+// before the io_context is destroyed.
+asio::awaitable<void> with_sqlite(asio::io_context& io, const TempDatabaseFile& file,
+                                  sluice::fsm::SqlStorageOptions options,
                                   std::function<asio::awaitable<void>(sluice::fsm::SqlStorage&)> body) {
+  sluice::runtime::BlockingPool blocking(2);
   sluice::db::DatabaseOptions database_options;
   database_options.sqlite.blocking_pool = &blocking;
   sluice::db::Database database(io.get_executor(), file.url(), database_options);
@@ -314,6 +316,7 @@ asio::awaitable<void> with_sqlite(asio::io_context& io, sluice::runtime::Blockin
   }
   co_await storage.close();
   co_await database.close();
+  blocking.join();
   if (error) {
     std::rethrow_exception(error);
   }
@@ -321,21 +324,18 @@ asio::awaitable<void> with_sqlite(asio::io_context& io, sluice::runtime::Blockin
 
 TEST(SqliteStorage, SetGetAndClear) {
   TempDatabaseFile file;
-  sluice::runtime::BlockingPool blocking(2);
   run_test([&](asio::io_context& io) -> asio::awaitable<void> {
     std::function<asio::awaitable<void>(sluice::fsm::SqlStorage&)> body =
         [](sluice::fsm::SqlStorage& storage) -> asio::awaitable<void> {
       co_await sluice::fsm::testing::check_set_get_clear(storage, 1);
     };
     sluice::fsm::SqlStorageOptions no_options;
-    co_await with_sqlite(io, blocking, file, no_options, std::move(body));
+    co_await with_sqlite(io, file, no_options, std::move(body));
   });
-  blocking.join();
 }
 
 TEST(SqliteStorage, StateSurvivesRestart) {
   TempDatabaseFile file;
-  sluice::runtime::BlockingPool blocking(2);
   const StorageKey key{.bot_id = 1, .chat_id = 2, .user_id = 3};
   const StateRecord saved = record("signup:email", {{"name", "Ann"}});
   run_test([&](asio::io_context& io) -> asio::awaitable<void> {
@@ -344,7 +344,7 @@ TEST(SqliteStorage, StateSurvivesRestart) {
       co_await storage.set(key, saved, std::nullopt);
     };
     sluice::fsm::SqlStorageOptions no_options;
-    co_await with_sqlite(io, blocking, file, no_options, std::move(write));
+    co_await with_sqlite(io, file, no_options, std::move(write));
   });
   run_test([&](asio::io_context& io) -> asio::awaitable<void> {
     std::function<asio::awaitable<void>(sluice::fsm::SqlStorage&)> read =
@@ -353,14 +353,12 @@ TEST(SqliteStorage, StateSurvivesRestart) {
       EXPECT_EQ(loaded, std::optional<StateRecord>(saved));
     };
     sluice::fsm::SqlStorageOptions no_options;
-    co_await with_sqlite(io, blocking, file, no_options, std::move(read));
+    co_await with_sqlite(io, file, no_options, std::move(read));
   });
-  blocking.join();
 }
 
 TEST(SqliteStorage, RecordExpiresAfterTtl) {
   TempDatabaseFile file;
-  sluice::runtime::BlockingPool blocking(2);
   auto now = std::make_shared<std::chrono::system_clock::time_point>(std::chrono::hours(24 * 365 * 50));
   run_test([&](asio::io_context& io) -> asio::awaitable<void> {
     std::function<asio::awaitable<void>(sluice::fsm::SqlStorage&)> body =
@@ -384,28 +382,24 @@ TEST(SqliteStorage, RecordExpiresAfterTtl) {
       EXPECT_EQ(deleted, 1u);
     };
     sluice::fsm::SqlStorageOptions options{.clock = [now] { return *now; }};
-    co_await with_sqlite(io, blocking, file, std::move(options), std::move(body));
+    co_await with_sqlite(io, file, std::move(options), std::move(body));
   });
-  blocking.join();
 }
 
 TEST(SqliteStorage, MoveChatMovesEveryRecord) {
   TempDatabaseFile file;
-  sluice::runtime::BlockingPool blocking(2);
   run_test([&](asio::io_context& io) -> asio::awaitable<void> {
     std::function<asio::awaitable<void>(sluice::fsm::SqlStorage&)> body =
         [](sluice::fsm::SqlStorage& storage) -> asio::awaitable<void> {
       co_await sluice::fsm::testing::check_move_chat(storage, 1);
     };
     sluice::fsm::SqlStorageOptions no_options;
-    co_await with_sqlite(io, blocking, file, no_options, std::move(body));
+    co_await with_sqlite(io, file, no_options, std::move(body));
   });
-  blocking.join();
 }
 
 TEST(SqliteStorage, LockSerialisesOneKey) {
   TempDatabaseFile file;
-  sluice::runtime::BlockingPool blocking(2);
   run_test([&](asio::io_context& io) -> asio::awaitable<void> {
     std::function<asio::awaitable<void>(sluice::fsm::SqlStorage&)> body =
         [&io](sluice::fsm::SqlStorage& storage) -> asio::awaitable<void> {
@@ -431,9 +425,8 @@ TEST(SqliteStorage, LockSerialisesOneKey) {
       EXPECT_EQ(storage.lock_entries(), 0u);
     };
     sluice::fsm::SqlStorageOptions no_options;
-    co_await with_sqlite(io, blocking, file, no_options, std::move(body));
+    co_await with_sqlite(io, file, no_options, std::move(body));
   });
-  blocking.join();
 }
 
 }  // namespace
