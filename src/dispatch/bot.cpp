@@ -1,5 +1,6 @@
 #include <sluice/dispatch/bot.hpp>
 
+#include <charconv>
 #include <exception>
 #include <stdexcept>
 #include <utility>
@@ -24,6 +25,21 @@ std::string describe(const std::exception_ptr& error) {
   }
 }
 
+// The bot's id: the digits before ':' in its token, as in every token
+// Telegram issues ("123456:ABC..."); nullopt for another form.
+std::optional<std::int64_t> bot_id_of(std::string_view token) {
+  const std::size_t colon = token.find(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return std::nullopt;
+  }
+  std::int64_t id = 0;
+  const auto [end, error] = std::from_chars(token.data(), token.data() + colon, id);
+  if (error != std::errc() || end != token.data() + colon) {
+    return std::nullopt;
+  }
+  return id;
+}
+
 }  // namespace
 
 Bot::Bot(boost::asio::any_io_executor executor, BotOptions options, const Router& router)
@@ -36,23 +52,52 @@ Bot::Bot(boost::asio::any_io_executor executor, BotOptions options, const Router
       dispatcher_(executor,
                   DispatcherOptions{.max_concurrent_updates = options_.max_concurrent_updates,
                                     .max_pending_updates = options_.max_pending_updates},
-                  [this](const telegram::Update& update) { return handle_update(update); }) {}
+                  [this](const telegram::Update& update) { return handle_update(update); }) {
+  if (options_.fsm_storage == nullptr) {
+    return;
+  }
+  const std::optional<std::int64_t> bot_id = bot_id_of(options_.api.token);
+  if (!bot_id) {
+    throw std::invalid_argument(
+        "BotOptions::fsm_storage needs the bot id for conversation keys, but api.token does not start "
+        "with digits and ':' as Telegram's tokens do");
+  }
+  environment_.fsm_storage = options_.fsm_storage;
+  environment_.bot_id = *bot_id;
+}
 
 Bot::~Bot() = default;
 
 boost::asio::awaitable<void> Bot::handle_update(const telegram::Update& update) {
   Context context(update, environment_);
+  std::optional<fsm::Conversation> conversation;
+  fsm::KeyLock lock;
   std::exception_ptr error;
   try {
+    if (options_.fsm_storage != nullptr) {
+      lock = co_await open_conversation(context, conversation);
+    }
     co_await router_.route(context);
   } catch (...) {
     error = std::current_exception();
   }
+  const auto state = co_await boost::asio::this_coro::cancellation_state;
+  const bool cancelled = state.cancelled() != boost::asio::cancellation_type::none;
+  // A cancelled handler leaves the release to the lock's destructor, which
+  // does not wait.
+  if (lock && !cancelled) {
+    try {
+      co_await lock.release();
+    } catch (const std::exception& release_error) {
+      runtime::module_logger("sluice.dispatch")
+          ->warn("fsm lock release failed update_id={} key={} error={}", update.update_id,
+                 conversation ? conversation->key().to_string() : std::string(), release_error.what());
+    }
+  }
   if (!error) {
     co_return;
   }
-  const auto state = co_await boost::asio::this_coro::cancellation_state;
-  if (state.cancelled() != boost::asio::cancellation_type::none) {
+  if (cancelled) {
     std::rethrow_exception(error);
   }
   try {
@@ -60,6 +105,39 @@ boost::asio::awaitable<void> Bot::handle_update(const telegram::Update& update) 
   } catch (...) {
     std::throw_with_nested(HandlerError(update.update_id, context.handler_name(), describe(error)));
   }
+}
+
+boost::asio::awaitable<fsm::KeyLock> Bot::open_conversation(Context& context,
+                                                            std::optional<fsm::Conversation>& conversation) {
+  fsm::Storage& storage = *options_.fsm_storage;
+  const telegram::Message* message = context.message();
+  if (message != nullptr && message->migrate_to_chat_id) {
+    const std::size_t moved =
+        co_await storage.move_chat(environment_.bot_id, message->chat.id, *message->migrate_to_chat_id);
+    runtime::module_logger("sluice.dispatch")
+        ->info("fsm chat migrated old_chat_id={} new_chat_id={} records={}", message->chat.id,
+               *message->migrate_to_chat_id, moved);
+  }
+
+  std::optional<std::int64_t> user_id;
+  if (const telegram::User* user = context.from()) {
+    user_id = user->id;
+  }
+  std::optional<std::int64_t> thread_id;
+  if (message != nullptr && message->is_topic_message.value_or(false)) {
+    thread_id = message->message_thread_id;
+  }
+  const std::optional<fsm::StorageKey> key =
+      fsm::make_key(options_.fsm_key_strategy, environment_.bot_id, context.chat_id(), user_id, thread_id);
+  if (!key) {
+    co_return fsm::KeyLock();
+  }
+
+  fsm::KeyLock lock = co_await storage.lock(*key);
+  std::optional<fsm::StateRecord> record = co_await storage.get(*key);
+  conversation.emplace(storage, *key, std::move(record), options_.fsm_state_ttl);
+  context.set_conversation(&*conversation);
+  co_return lock;
 }
 
 boost::asio::awaitable<void> Bot::run_polling() {

@@ -13,8 +13,12 @@
 #include <utility>
 #include <variant>
 
+#include <sluice/fsm/conversation.hpp>
+#include <sluice/fsm/storage.hpp>
+#include <sluice/runtime/logging.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/telegram/bot_api.hpp>
+#include <sluice/telegram/errors.hpp>
 #include <sluice/telegram/update.hpp>
 #include <sluice/updates/update_kind.hpp>
 
@@ -174,8 +178,42 @@ boost::asio::awaitable<telegram::Message> Context::reply(std::string text) const
       message != nullptr && message->is_topic_message.value_or(false)) {
     request.message_thread_id = message->message_thread_id;
   }
+
+  std::optional<std::int64_t> migrated_to;
+  try {
+    telegram::SendMessage first_attempt = request;
+    telegram::Message sent = co_await environment_->api->send_message(std::move(first_attempt));
+    co_return sent;
+  } catch (const telegram::TelegramError& error) {
+    if (!error.migrate_to_chat_id()) {
+      throw;
+    }
+    migrated_to = error.migrate_to_chat_id();
+  }
+
+  // The group became a supergroup: its conversations and the message move
+  // to the new id, once.
+  if (environment_->fsm_storage != nullptr) {
+    const std::size_t moved = co_await environment_->fsm_storage->move_chat(environment_->bot_id, *chat_id_,
+                                                                             *migrated_to);
+    runtime::module_logger("sluice.dispatch")
+        ->info("fsm chat migrated old_chat_id={} new_chat_id={} records={} update_id={}", *chat_id_,
+               *migrated_to, moved, update_id());
+  }
+  request.chat_id = *migrated_to;
   telegram::Message sent = co_await environment_->api->send_message(std::move(request));
   co_return sent;
+}
+
+fsm::Conversation& Context::state() const {
+  if (conversation_ != nullptr) {
+    return *conversation_;
+  }
+  if (environment_->fsm_storage == nullptr) {
+    throw std::logic_error("Context::state: the bot has no conversation storage; set BotOptions::fsm_storage");
+  }
+  throw std::logic_error("Context::state: update " + std::to_string(update_id()) + " of kind " +
+                         std::string(updates::to_string(kind_)) + " has neither chat nor user, so no conversation");
 }
 
 boost::asio::awaitable<void> Context::answer(std::string text, bool show_alert) const {
@@ -287,6 +325,27 @@ Filter from_users(std::vector<std::int64_t> user_ids) {
 Filter chat_ids(std::vector<std::int64_t> chat_ids) {
   return Filter([chat_ids = std::move(chat_ids)](const Context& context) {
     return context.chat_id() && std::ranges::find(chat_ids, *context.chat_id()) != chat_ids.end();
+  });
+}
+
+Filter in_state(std::string name) {
+  return Filter([name = std::move(name)](const Context& context) {
+    const fsm::Conversation* conversation = context.conversation();
+    return conversation != nullptr && conversation->state() == name;
+  });
+}
+
+Filter any_state() {
+  return Filter([](const Context& context) {
+    const fsm::Conversation* conversation = context.conversation();
+    return conversation != nullptr && !conversation->state().empty();
+  });
+}
+
+Filter no_state() {
+  return Filter([](const Context& context) {
+    const fsm::Conversation* conversation = context.conversation();
+    return conversation == nullptr || conversation->state().empty();
   });
 }
 

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -22,6 +23,8 @@
 #include <sluice/dispatch/dispatcher.hpp>
 #include <sluice/dispatch/filter.hpp>
 #include <sluice/dispatch/router.hpp>
+#include <sluice/fsm/conversation.hpp>
+#include <sluice/fsm/storage.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/telegram/bot_api.hpp>
 #include <sluice/telegram/update.hpp>
@@ -52,6 +55,17 @@ struct BotOptions {
   /// At shutdown, how long running handlers and spawned tasks may finish
   /// before they are cancelled. Default 10 s.
   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10);
+  /// Where conversation states are kept (Context::state, filters::in_state);
+  /// nullptr keeps none. With a storage, the bot takes the lock of each
+  /// update's conversation before routing and holds it until the handler
+  /// returns. Must outlive the Bot; `api.token` must then start with the
+  /// bot's id, as Telegram's tokens do.
+  fsm::Storage* fsm_storage = nullptr;
+  /// What a conversation key is made of. Default: per chat and user.
+  fsm::KeyStrategy fsm_key_strategy = fsm::KeyStrategy::chat_and_user;
+  /// Time to live of conversation writes that give none; nullopt keeps
+  /// them until cleared. Each write restarts it.
+  std::optional<std::chrono::milliseconds> fsm_state_ttl{};
 };
 
 /// Settings of the webhook server of Bot::run_webhook.
@@ -82,7 +96,8 @@ struct WebhookServerOptions {
 class Bot {
  public:
   /// Throws std::invalid_argument for invalid options (see BotApi and
-  /// Dispatcher).
+  /// Dispatcher), and for a token without the bot id when fsm_storage is
+  /// set.
   Bot(boost::asio::any_io_executor executor, BotOptions options, const Router& router);
   ~Bot();
   Bot(const Bot&) = delete;
@@ -142,6 +157,10 @@ class Bot {
 
  private:
   boost::asio::awaitable<void> learn_username();
+  // Moves the state of a migrated chat, then takes the lock of the update's
+  // conversation and reads its record into `conversation`.
+  boost::asio::awaitable<fsm::KeyLock> open_conversation(Context& context,
+                                                         std::optional<fsm::Conversation>& conversation);
 
   boost::asio::any_io_executor executor_;
   BotOptions options_;

@@ -24,6 +24,11 @@ namespace sluice::runtime {
 class TaskSet;
 }
 
+namespace sluice::fsm {
+class Conversation;
+class Storage;
+}  // namespace sluice::fsm
+
 namespace sluice::dispatch {
 
 /// Objects a bot's handlers reach through `Context::service<T>()`, one per
@@ -69,6 +74,11 @@ struct BotEnvironment {
   const ServiceRegistry* services = nullptr;
   /// The bot's username without "@", for commands such as "/start@name".
   std::string username{};
+  /// Where conversation states are kept (BotOptions::fsm_storage), or
+  /// nullptr.
+  fsm::Storage* fsm_storage = nullptr;
+  /// The bot's user id: the digits before ':' in its token.
+  std::int64_t bot_id = 0;
 };
 
 /// One update being handled, with the bot's API and services: the argument
@@ -124,14 +134,25 @@ class Context {
   void spawn(std::string name, boost::asio::awaitable<void> task) const;
 
   /// Sends `text` to the update's chat (in its forum topic, if any) with
-  /// sendMessage and returns the sent message. Throws std::logic_error when
-  /// the update has no chat, and the BotApi's errors.
+  /// sendMessage and returns the sent message. When Telegram answers that
+  /// the group became a supergroup (migrate_to_chat_id), moves the chat's
+  /// conversations to the new id and sends once more there. Throws
+  /// std::logic_error when the update has no chat, and the BotApi's errors.
   boost::asio::awaitable<telegram::Message> reply(std::string text) const;
 
   /// Calls answerCallbackQuery for the update's callback query; an empty
   /// `text` only stops the client's progress indicator. Throws
   /// std::logic_error when the update is not a callback query.
   boost::asio::awaitable<void> answer(std::string text = {}, bool show_alert = false) const;
+
+  /// The conversation of this update's chat and user (see
+  /// BotOptions::fsm_storage), read when its lock was taken. Throws
+  /// std::logic_error when the bot has no fsm_storage or the update has
+  /// neither chat nor user.
+  fsm::Conversation& state() const;
+  /// The conversation, or nullptr when there is none (see state()).
+  fsm::Conversation* conversation() const noexcept { return conversation_; }
+  void set_conversation(fsm::Conversation* conversation) noexcept { conversation_ = conversation; }
 
   /// The name of the handler running now, for logs ("" before routing).
   const std::string& handler_name() const noexcept { return handler_name_; }
@@ -144,6 +165,7 @@ class Context {
   std::optional<std::int64_t> chat_id_;
   std::optional<Command> command_;
   std::string handler_name_;
+  fsm::Conversation* conversation_ = nullptr;
 };
 
 }  // namespace sluice::dispatch

@@ -69,6 +69,14 @@ Filter chat_types(std::vector<std::string> types);
 Filter from_users(std::vector<std::int64_t> user_ids);
 /// An update in one of these chats.
 Filter chat_ids(std::vector<std::int64_t> chat_ids);
+/// An update whose conversation is in the state `name` (see
+/// Context::state). False when the bot has no fsm_storage.
+Filter in_state(std::string name);
+/// An update whose conversation is in some state.
+Filter any_state();
+/// An update whose conversation is in no state, or that has no
+/// conversation.
+Filter no_state();
 
 }  // namespace filters
 
