@@ -81,9 +81,9 @@ StateRecord parse_record(const std::string& text, const std::string& redis_key) 
   return StateRecord{.state = std::string(state->as_string()), .data = data->as_object()};
 }
 
-// Deletes a lock if it holds `token`, then drops the in-process lock, in a
-// background task of the storage: the release path of a KeyLock destroyed
-// without release(). Parameters by value: the task outlives its caller.
+// Deletes a lock if it holds `token`, then drops the in-process lock. It
+// runs as a background task of the storage for a KeyLock destroyed without
+// release(), so its parameters are by value: the task outlives its caller.
 boost::asio::awaitable<void> release_in_background(redis::Client* client, const redis::Script* script,
                                                    std::string lock_key, std::string token,
                                                    detail::KeyLockTable::Lock local) {
@@ -237,8 +237,8 @@ boost::asio::awaitable<KeyLock> RedisStorage::lock(StorageKey key) {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
   const redis::SetOptions set_options{.expire = options_.lock_ttl, .condition = redis::SetCondition::if_not_exists};
 
-  // Bounded by lock_timeout: every pass either returns, throws or waits
-  // at least lock_retry_min / 2.
+  // Bounded by lock_timeout: a pass that neither returns nor throws waits
+  // on the timer, and the first pass after the deadline throws LockTimeout.
   for (std::size_t attempt = 1;; ++attempt) {
     bool taken = false;
     std::exception_ptr error;

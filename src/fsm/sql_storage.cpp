@@ -62,7 +62,7 @@ boost::asio::awaitable<void> SqlStorage::create_tables() {
   if (database_->backend() == db::Backend::postgresql) {
     // Two PostgreSQL sessions that run CREATE TABLE IF NOT EXISTS at once
     // can both miss the table, and one then fails on a unique index of the
-    // catalog; the lock makes the second wait for the first.
+    // catalog. The lock makes the second wait for the first.
     co_await conn->query("SELECT pg_advisory_xact_lock($1)", kCreateTablesLockId);
   }
   co_await conn->execute(kCreateTable);

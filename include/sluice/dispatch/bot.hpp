@@ -55,13 +55,13 @@ struct BotOptions {
   /// At shutdown, how long running handlers and spawned tasks may finish
   /// before they are cancelled. Default 10 s.
   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10);
-  /// Where conversation states are kept (Context::state, filters::in_state);
-  /// nullptr keeps none. With a storage, the bot takes the lock of each
+  /// The storage of conversation states (Context::state,
+  /// filters::in_state); nullptr keeps none. With a storage, the bot takes the lock of each
   /// update's conversation before routing and holds it until the handler
   /// returns. Must outlive the Bot; `api.token` must then start with the
   /// bot's id, as Telegram's tokens do.
   fsm::Storage* fsm_storage = nullptr;
-  /// What a conversation key is made of. Default: per chat and user.
+  /// The parts of a conversation key. Default: per chat and user.
   fsm::KeyStrategy fsm_key_strategy = fsm::KeyStrategy::chat_and_user;
   /// Time to live of conversation writes that give none; nullopt keeps
   /// them until cleared. Each write restarts it.

@@ -74,7 +74,7 @@ struct BotEnvironment {
   const ServiceRegistry* services = nullptr;
   /// The bot's username without "@", for commands such as "/start@name".
   std::string username{};
-  /// Where conversation states are kept (BotOptions::fsm_storage), or
+  /// The storage of conversation states (BotOptions::fsm_storage), or
   /// nullptr.
   fsm::Storage* fsm_storage = nullptr;
   /// The bot's user id: the digits before ':' in its token.
@@ -134,9 +134,9 @@ class Context {
   void spawn(std::string name, boost::asio::awaitable<void> task) const;
 
   /// Sends `text` to the update's chat (in its forum topic, if any) with
-  /// sendMessage and returns the sent message. When Telegram answers that
-  /// the group became a supergroup (migrate_to_chat_id), moves the chat's
-  /// conversations to the new id and sends once more there. Throws
+  /// sendMessage and returns the sent message. When Telegram rejects it
+  /// because the group became a supergroup (migrate_to_chat_id), moves the
+  /// chat's conversations to the new id and sends once more there. Throws
   /// std::logic_error when the update has no chat, and the BotApi's errors.
   boost::asio::awaitable<telegram::Message> reply(std::string text) const;
 

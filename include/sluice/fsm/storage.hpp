@@ -42,7 +42,7 @@ namespace detail {
 class KeyLockTable;
 }
 
-/// What a conversation key is made of, decided per bot.
+/// The parts of a conversation key, chosen per bot.
 enum class KeyStrategy : std::uint8_t {
   /// One conversation per user in each chat (the default): two members of
   /// a group each have their own.
@@ -74,11 +74,11 @@ struct StorageKey {
 };
 
 /// Builds the key of an update's conversation under `strategy` from its
-/// chat, user and forum topic. A missing chat is replaced by the user and a
-/// missing user by the chat (an inline query has no chat, a channel post no
-/// user); nullopt when both are missing. The chat strategy stores the chat
-/// id as user id, and the user strategy the user id as chat id, so that
-/// every key names one chat and one user.
+/// chat, user and forum topic. A missing chat is replaced by the user, and
+/// a missing user by the chat, because an inline query has no chat and a
+/// channel post no user. Returns nullopt when both are missing. The chat
+/// strategy stores the chat id as user id, and the user strategy the user
+/// id as chat id, so that every key names one chat and one user.
 std::optional<StorageKey> make_key(KeyStrategy strategy, std::int64_t bot_id,
                                    std::optional<std::int64_t> chat_id,
                                    std::optional<std::int64_t> user_id,
@@ -131,8 +131,8 @@ class KeyLock {
   ~KeyLock() = default;
 
   /// Releases the lock and waits until the storage confirms it. The lock
-  /// is empty afterwards, also when this throws (the storage's errors; a
-  /// Redis lock that could not be deleted expires after its time to live).
+  /// is empty afterwards, also when this throws the storage's errors. A
+  /// Redis lock that could not be deleted expires after its time to live.
   boost::asio::awaitable<void> release();
 
   explicit operator bool() const noexcept { return holder_ != nullptr; }
@@ -141,7 +141,7 @@ class KeyLock {
   std::unique_ptr<Holder> holder_;
 };
 
-/// Where conversation states are kept.
+/// A store of conversation states with per-key locks.
 ///
 /// Every operation runs on the caller's executor, which must be the one
 /// the storage's other users run on (one thread). Cancellation: each
@@ -186,7 +186,7 @@ class Storage {
 /// Settings of MemoryStorage.
 struct MemoryStorageOptions {
   /// Records checked for expiry on each `set`, so that expired records are
-  /// removed even when nobody reads them again. Default 16.
+  /// removed even when they are never read again. Default 16.
   std::size_t sweep_batch = 16;
   /// The clock for expiry; empty uses std::chrono::steady_clock::now.
   std::function<std::chrono::steady_clock::time_point()> clock{};
@@ -302,7 +302,7 @@ struct RedisStorageOptions {
   /// throws LockTimeout. Keep it above lock_ttl so that the lock of a
   /// holder that died is taken instead of timing out. Default 35 s.
   std::chrono::milliseconds lock_timeout = std::chrono::seconds(35);
-  /// First delay between attempts to take a lock held elsewhere; it
+  /// First delay between attempts to take a lock held elsewhere. It
   /// doubles per attempt up to lock_retry_max, and each delay is drawn
   /// uniformly from [delay/2, delay]. Default 5 ms.
   std::chrono::milliseconds lock_retry_min = std::chrono::milliseconds(5);

@@ -74,7 +74,12 @@ TEST(MakeKey, StrategiesPickChatAndUser) {
   const auto no_chat = sluice::fsm::make_key(KeyStrategy::chat_and_user, 1, std::nullopt, 7);
   const auto no_user = sluice::fsm::make_key(KeyStrategy::chat_and_user, 1, -50, std::nullopt);
   const auto neither = sluice::fsm::make_key(KeyStrategy::chat_and_user, 1, std::nullopt, std::nullopt);
-  ASSERT_TRUE(per_user && per_topic && per_chat && per_user_everywhere && no_chat && no_user);
+  ASSERT_TRUE(per_user.has_value());
+  ASSERT_TRUE(per_topic.has_value());
+  ASSERT_TRUE(per_chat.has_value());
+  ASSERT_TRUE(per_user_everywhere.has_value());
+  ASSERT_TRUE(no_chat.has_value());
+  ASSERT_TRUE(no_user.has_value());
   EXPECT_EQ(per_user->to_string(), "1:-50:7");
   EXPECT_EQ(per_topic->to_string(), "1:-50:7:3");
   EXPECT_EQ(per_chat->to_string(), "1:-50:-50");
