@@ -1,8 +1,12 @@
 // An echo bot: replies to every text message with the same text and to /start
 // with a greeting.
 //
-//   echo_bot --token 123:ABC [--api-url https://api.telegram.org]
+//   echo_bot --token 123:ABC [--api-url https://api.telegram.org] [--flood-control off]
 //   BOT_TOKEN=123:ABC SLUICE_API_URL=http://127.0.0.1:8081 echo_bot
+//
+// --flood-control off turns off the client's flood control, which keeps
+// sends within Telegram's limits. Use it only against a server without
+// them, such as sluice-sandbox --no-flood-limits in benchmarks.
 //
 // Without a token it starts an in-process sluice sandbox on 127.0.0.1,
 // sends the bot a few messages from simulated users, checks the echoes,
@@ -56,7 +60,17 @@ Router make_router() {
 struct Flags {
   std::string token;
   std::string api_url;
+  bool flood_control = true;
+  bool help = false;
 };
+
+constexpr std::string_view kUsage =
+    "usage: echo_bot [--token TOKEN] [--api-url URL] [--flood-control on|off]\n"
+    "  --token TOKEN          bot token (or BOT_TOKEN); without one, runs a self-check\n"
+    "                         against an in-process sandbox and exits\n"
+    "  --api-url URL          Bot API root (or SLUICE_API_URL); default https://api.telegram.org\n"
+    "  --flood-control on|off client-side flood control (default on); off only against a\n"
+    "                         server without flood limits\n";
 
 Flags read_flags(int argc, char** argv) {
   Flags flags;
@@ -66,15 +80,29 @@ Flags read_flags(int argc, char** argv) {
   if (const char* url = std::getenv("SLUICE_API_URL")) {
     flags.api_url = url;
   }
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string_view name = argv[i];
+    if (name == "--help" || name == "-h") {
+      flags.help = true;
+      return flags;
+    }
+    if (i + 1 == argc) {
+      throw std::invalid_argument(fmt::format("{} needs a value; see echo_bot --help", name));
+    }
     if (name == "--token") {
       flags.token = argv[i + 1];
     } else if (name == "--api-url") {
       flags.api_url = argv[i + 1];
+    } else if (name == "--flood-control") {
+      const std::string_view value = argv[i + 1];
+      if (value != "on" && value != "off") {
+        throw std::invalid_argument(fmt::format("--flood-control must be on or off, got {}", value));
+      }
+      flags.flood_control = value == "on";
     } else {
       throw std::invalid_argument(fmt::format(
-          "unknown option {}; the options are --token TOKEN and --api-url URL", name));
+          "unknown option {}; the options are --token TOKEN, --api-url URL and --flood-control on|off",
+          name));
     }
   }
   return flags;
@@ -89,6 +117,7 @@ asio::awaitable<void> run_real(Flags flags) {
   if (!flags.api_url.empty()) {
     options.api.base_url = flags.api_url;
   }
+  options.api.flood.enabled = flags.flood_control;
   Bot bot(executor, std::move(options), router);
   sluice::runtime::ShutdownSignals signals(executor, [&bot](int) { bot.stop(); });
   co_await bot.run_polling();
@@ -179,6 +208,10 @@ int main(int argc, char** argv) {
   } catch (const std::exception& error) {
     fmt::print(stderr, "echo_bot: {}\n", error.what());
     return 2;
+  }
+  if (flags.help) {
+    fmt::print("{}", kUsage);
+    return 0;
   }
 
   asio::io_context io;

@@ -30,7 +30,7 @@ BOT_CPU = "1"
 def bot_commands(echo_bot):
     """Return {name: argv} of the bots; each reads BOT_TOKEN and its API root variable."""
     return {
-        "sluice": [echo_bot],
+        "sluice": [echo_bot, "--flood-control", "off"],
         "grammY+runner": ["node", os.path.join(HERE, "grammy_bot.js")],
         "Telegraf": ["node", os.path.join(HERE, "telegraf_bot.js")],
         "PTB 13": ["/usr/bin/python3", os.path.join(HERE, "ptb_bot.py")],

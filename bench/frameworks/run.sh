@@ -25,7 +25,9 @@
 # - At latency L each getUpdates returns at most 100 updates and takes at
 #   least L, so long polling cannot exceed 100 / L updates per second.
 #
-# Bots: examples/echo_bot.cpp (sluice, its default options), grammy_bot.js,
+# Bots: examples/echo_bot.cpp (sluice, with --flood-control off: the sandbox
+# runs without flood limits and the other frameworks have no client-side
+# limit by default), grammy_bot.js,
 # telegraf_bot.js and ptb_bot.py beside this script, each with its
 # framework's defaults.
 #
