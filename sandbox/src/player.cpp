@@ -78,9 +78,6 @@ asio::awaitable<void> Sandbox::Impl::run_scenario_events() {
 
 asio::awaitable<void> Sandbox::Impl::run_simulation() {
   auto const& spec = *options_.scenario->simulate;
-  if (spec.messages_per_user.empty()) {
-    co_return;
-  }
   std::mt19937_64 random(spec.seed);
   std::bernoulli_distribution blocks(spec.blocked_fraction);
   std::vector<bool> will_block(static_cast<std::size_t>(spec.users));
@@ -92,6 +89,19 @@ asio::awaitable<void> Sandbox::Impl::run_simulation() {
     user.language_code = "en";
     engine_.add_user(std::move(user));
     will_block[static_cast<std::size_t>(i)] = blocks(random);
+  }
+
+  if (spec.messages_per_user.empty()) {
+    // Users who send nothing, such as the audience of a broadcast test. The
+    // blocked fraction blocks the bot at start.
+    for (std::int64_t i = 0; i < spec.users; ++i) {
+      if (will_block[static_cast<std::size_t>(i)]) {
+        engine_.block_bot(spec.first_user_id + i, Clock::now());
+      }
+    }
+    notify();
+    log_->info("simulation created users={} without messages", spec.users);
+    co_return;
   }
 
   auto const per_user = static_cast<std::int64_t>(spec.messages_per_user.size());
