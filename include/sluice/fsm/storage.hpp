@@ -316,7 +316,8 @@ struct RedisStorageOptions {
 };
 
 /// A storage in Redis: each record is one string key holding
-/// `{"state": ..., "data": {...}}`, with PEXPIRE for its time to live.
+/// `{"state": ..., "data": {...}}`, written with `SET ... PX` when it has
+/// a time to live.
 ///
 /// Locks exclude every process that uses the same Redis and prefix: a
 /// lock is `SET <prefix>:lock:<key> <random token> NX PX lock_ttl`,
