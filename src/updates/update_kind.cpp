@@ -41,7 +41,7 @@ constexpr std::array<std::string_view, kUpdateKindCount> kKindNames = {
 }  // namespace
 
 const telegram::Message* message_of(const telegram::Update& update) noexcept {
-  for (const std::optional<telegram::Message>* field :
+  for (const telegram::Box<telegram::Message>* field :
        {&update.message, &update.edited_message, &update.channel_post, &update.edited_channel_post,
         &update.business_message, &update.edited_business_message, &update.guest_message}) {
     if (field->has_value()) {
