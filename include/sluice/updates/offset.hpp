@@ -22,6 +22,10 @@ namespace sluice::db {
 class Database;
 }
 
+namespace sluice::redis {
+class Client;
+}
+
 namespace sluice::updates {
 
 /// The watermark over received and handled update_ids. A pure state machine:
@@ -138,6 +142,33 @@ class SqlOffsetStore final : public OffsetStore {
  private:
   db::Database* database_;
   std::string bot_id_;
+};
+
+/// An OffsetStore in Redis, for bots whose state lives there. It uses two
+/// keys:
+///
+///     <prefix>:<bot_id>:offset        a string: the confirmed offset
+///     <prefix>:<bot_id>:dead_letters  a list of JSON objects
+///                                     {"update_id", "raw_json", "error"}, oldest first
+///
+/// `bot_id` separates bots that share a server; use the numeric part of the
+/// token, never the whole token. The keys have no TTL. The Client must
+/// outlive the store.
+class RedisOffsetStore final : public OffsetStore {
+ public:
+  RedisOffsetStore(redis::Client& client, std::string bot_id, std::string prefix = "sluice:updates");
+
+  boost::asio::awaitable<std::optional<std::int64_t>> load() override;
+  boost::asio::awaitable<void> save(std::int64_t offset) override;
+  boost::asio::awaitable<void> add_dead_letter(DeadLetter letter) override;
+
+  /// Returns the dead letters of this bot, oldest first.
+  boost::asio::awaitable<std::vector<DeadLetter>> dead_letters();
+
+ private:
+  redis::Client* client_;
+  std::string offset_key_;
+  std::string dead_letters_key_;
 };
 
 }  // namespace sluice::updates
