@@ -48,6 +48,8 @@ import urllib.parse
 import urllib.request
 
 build, root = os.path.abspath(sys.argv[1]), sys.argv[2]
+sys.path.insert(0, os.path.join(root, "scripts"))
+from harness import peak_rss_kib, read_text, wait_until as wait_for_processes  # noqa: E402
 sandbox_program = os.path.join(build, "sandbox", "sluice-sandbox")
 bot_program = os.path.join(build, "examples", "newsletter", "newsletter")
 for program in (sandbox_program, bot_program):
@@ -91,22 +93,7 @@ def stop_all():
 
 
 def wait_until(what, timeout, check, interval=0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        for process in processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"{os.path.basename(process.args[0])} exited with status "
-                                   f"{process.returncode} while waiting for {what}; logs in {work}")
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout} s waiting for {what}; logs in {work}")
-
-
-def read(path):
-    with open(path, errors="replace") as file:
-        return file.read()
+    return wait_for_processes(what, timeout, check, processes, work, interval)
 
 
 try:
@@ -116,7 +103,7 @@ try:
                                stderr=open(sandbox_log, "w"))
     processes.append(sandbox)
     base_url = wait_until("the sandbox to listen", START_TIMEOUT,
-                          lambda: (re.search(r"listening on (http://\S+)", read(sandbox_log)) or [None, None])[1])
+                          lambda: (re.search(r"listening on (http://\S+)", read_text(sandbox_log)) or [None, None])[1])
 
     def control(path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -179,7 +166,7 @@ try:
         bot = subprocess.Popen(bot_command, env=environment, stdout=open(bot_log, "a"), stderr=subprocess.STDOUT)
         processes.append(bot)
     finished = wait_until("the broadcast to finish", BROADCAST_TIMEOUT,
-                          lambda: re.search(r"broadcast finished: .*", read(bot_log)), interval=0.5)
+                          lambda: re.search(r"broadcast finished: .*", read_text(bot_log)), interval=0.5)
     fields = dict(re.findall(r"(\w+)=(\S+)", finished.group(0)))
     wait_until("the bot to confirm every update", START_TIMEOUT,
                lambda: control("/sandbox/stats")["updates"]["pending"] == 0)
@@ -187,8 +174,7 @@ try:
     stats = control("/sandbox/stats")
     broadcast_calls = [call for call in control("/sandbox/calls?method=sendMessage")
                        if call.get("params", {}).get("text") == broadcast_text]
-    with open(f"/proc/{bot.pid}/status") as file:
-        peak_kib = int(re.search(r"VmHWM:\s+(\d+) kB", file.read()).group(1))
+    peak_kib = peak_rss_kib(bot.pid)
 
     bot.send_signal(signal.SIGTERM)
     bot.wait(timeout=STOP_TIMEOUT)

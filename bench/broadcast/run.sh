@@ -39,6 +39,8 @@ import time
 import urllib.request
 
 build, root = os.path.abspath(sys.argv[1]), sys.argv[2]
+sys.path.insert(0, os.path.join(root, "scripts"))
+from harness import cpu_seconds, peak_rss_kib, read_text, wait_until  # noqa: E402
 sandbox_program = os.path.join(build, "sandbox", "sluice-sandbox")
 bot_program = os.path.join(build, "examples", "newsletter", "newsletter")
 for program in (sandbox_program, bot_program):
@@ -75,30 +77,6 @@ with open(scenario_path, "w") as file:
 processes = []
 
 
-def read(path):
-    with open(path, errors="replace") as file:
-        return file.read()
-
-
-def wait_until(what, timeout, check, interval=0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        for process in processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"{os.path.basename(process.args[0])} exited with status "
-                                   f"{process.returncode} while waiting for {what}; logs in {work}")
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}; logs in {work}")
-
-
-def peak_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as file:
-        return int(re.search(r"VmHWM:\s+(\d+) kB", file.read()).group(1))
-
-
 keep = False
 try:
     sandbox_log = os.path.join(work, "sandbox.log")
@@ -107,7 +85,8 @@ try:
                                stdout=subprocess.DEVNULL, stderr=open(sandbox_log, "w"))
     processes.append(sandbox)
     base_url = wait_until("the sandbox to listen", START_TIMEOUT,
-                          lambda: (re.search(r"listening on (http://\S+)", read(sandbox_log)) or [None, None])[1])
+                          lambda: (re.search(r"listening on (http://\S+)", read_text(sandbox_log)) or [None, None])[1],
+                          processes, work)
 
     def control(path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -130,7 +109,7 @@ try:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
             return connection.execute(
                 "SELECT count(*) FROM sqlite_master WHERE name = 'subscribers'").fetchone()[0] == 1
-    wait_until("the bot's tables", START_TIMEOUT, tables_ready)
+    wait_until("the bot's tables", START_TIMEOUT, tables_ready, processes, work)
     joined_at = int(time.time())
     with sqlite3.connect(database, timeout=30) as connection:
         connection.executemany(
@@ -141,7 +120,7 @@ try:
     # bot has handled them, the active subscribers are the broadcast's
     # recipients.
     wait_until("the bot to handle every update", START_TIMEOUT,
-               lambda: control("/sandbox/stats")["updates"]["pending"] == 0)
+               lambda: control("/sandbox/stats")["updates"]["pending"] == 0, processes, work)
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
         recipients = connection.execute(
             "SELECT count(*) FROM subscribers WHERE subscribed = 1 AND active = 1").fetchone()[0]
@@ -155,19 +134,17 @@ try:
         control("/sandbox/messages", {"from": PROBE_USERS[probes % len(PROBE_USERS)], "text": "/status"})
         probes += 1
         time.sleep(0.5)
-        finished = re.search(r"broadcast finished: .*", read(bot_log))
+        finished = re.search(r"broadcast finished: .*", read_text(bot_log))
         if bot.poll() is not None:
             raise RuntimeError(f"the bot exited with status {bot.returncode}; logs in {work}")
     if finished is None:
         raise RuntimeError(f"the broadcast did not finish within {BROADCAST_TIMEOUT:.0f} s; logs in {work}")
     fields = dict(re.findall(r"(\w+)=(\S+)", finished.group(0)))
     wait_until("the replies to every /status", START_TIMEOUT,
-               lambda: control("/sandbox/stats")["reply_latency_ms"]["count"] >= probes + 1)
+               lambda: control("/sandbox/stats")["reply_latency_ms"]["count"] >= probes + 1, processes, work)
     stats = control("/sandbox/stats")
     peak_kib = peak_rss_kib(bot.pid)
-    with open(f"/proc/{bot.pid}/stat") as file:
-        ticks = file.read().rsplit(")", 1)[1].split()
-    cpu_seconds = (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")
+    bot_cpu_seconds = cpu_seconds(bot.pid)
 
     bot.send_signal(signal.SIGTERM)
     bot.wait(timeout=STOP_TIMEOUT)
@@ -193,7 +170,7 @@ try:
     ]
     print(f"machine: {os.cpu_count()} cores; subscribers {SUBSCRIBERS}; active at the start {recipients}; "
           f"403 during the broadcast {blocked}; "
-          f"broadcast {int(fields['duration_ms']) / 1000:.1f} s; bot CPU {cpu_seconds:.1f} s")
+          f"broadcast {int(fields['duration_ms']) / 1000:.1f} s; bot CPU {bot_cpu_seconds:.1f} s")
     ok = True
     for name, value, passed in checks:
         print(f"{'ok  ' if passed else 'FAIL'} {name}: {value}")

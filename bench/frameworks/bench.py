@@ -18,11 +18,12 @@ import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
+from harness import cpu_seconds, peak_rss_kib  # noqa: E402
 TOKEN = "123456789:AAHsandboxTokenForLocalTests000000"
 FIRST_USER_ID = 100000001
 PUSH_BATCH = 1000  # messages per POST /sandbox/messages
 UPDATES_PER_POLL = 100  # getUpdates limit of the Bot API
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SANDBOX_CPU = "0"
 BOT_CPU = "1"
 
@@ -103,21 +104,6 @@ def set_latency(base, latency_ms):
         raise RuntimeError(f"POST /sandbox/config failed: {status} {reply}")
 
 
-def read_cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as file:
-        fields = file.read().rsplit(")", 1)[1].split()
-    # Fields 14 and 15 of proc(5) (utime, stime) are at 11 and 12 after the ")".
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def read_peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as file:
-        for line in file:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def stop_process(process, grace=5.0):
     if process.poll() is not None:
         return
@@ -154,8 +140,8 @@ def run_once(args, name, argv, latency_ms, scenario, log_dir, index):
             met = status == 200
         elapsed = time.monotonic() - started
         exited = bot.poll() is not None
-        cpu = read_cpu_seconds(bot.pid) if not exited else float("nan")
-        rss = read_peak_rss_mib(bot.pid) if not exited else float("nan")
+        cpu = cpu_seconds(bot.pid) if not exited else float("nan")
+        rss = peak_rss_kib(bot.pid) / 1024 if not exited else float("nan")
         _, stats = http("GET", f"{base}/sandbox/stats")
         calls = stats["result"]["calls"]
         replies = calls["by_method"].get("sendMessage", 0)
