@@ -11,8 +11,10 @@ namespace sluice::telegram {
 ///
 /// Generated types use it where a type contains itself
 /// (Message::reply_to_message, RichTextBold::text), so that the struct has
-/// a finite size. Its interface follows std::optional: an empty Box is an
-/// absent optional field. Moving from a Box leaves it empty.
+/// a finite size, and for every optional field of an object type in the
+/// types Telegram sends, so that an absent field costs one pointer. Its
+/// interface follows std::optional: an empty Box is an absent optional
+/// field. Moving from a Box leaves it empty.
 ///
 /// T may be incomplete where Box<T> is declared; it must be complete where
 /// a Box<T> is constructed, copied, compared or destroyed.
