@@ -5,7 +5,7 @@
 //
 // Without a token it starts an in-process sluice sandbox on 127.0.0.1,
 // has three users start a signup, restarts the bot (new Bot, new storage,
-// same file) between their answers, checks the replies, prints one line
+// same file) between their messages, checks the replies, prints one line
 // and exits (0 when every signup completed).
 
 #include <chrono>

@@ -15,7 +15,7 @@
 #   sends /broadcast.
 # - Every 0.5 s one of five other users sends /status. The sandbox measures
 #   each reply's latency from the user's message to the bot's reply.
-# - Checks: every active subscriber answered (delivered, or 403 for one who
+# - Checks: every active subscriber reached (delivered, or 403 for one who
 #   blocked the bot), achieved rate at least 95 % of the
 #   limit, no 429 reply, bot peak RSS (VmHWM) under 100 MiB, and every
 #   /status reply within 1 s.
