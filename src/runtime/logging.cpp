@@ -1,7 +1,9 @@
 #include <sluice/runtime/logging.hpp>
 
+#include <array>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -24,6 +26,25 @@ std::shared_ptr<spdlog::logger> module_logger(std::string_view name) {
   logger->set_level(base->level());
   spdlog::register_logger(logger);
   return logger;
+}
+
+std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name) {
+  namespace level = spdlog::level;
+  constexpr std::array<std::pair<std::string_view, level::level_enum>, 7> kLevels{{
+      {"trace", level::trace},
+      {"debug", level::debug},
+      {"info", level::info},
+      {"warn", level::warn},
+      {"error", level::err},
+      {"critical", level::critical},
+      {"off", level::off},
+  }};
+  for (const auto& [level_name, value] : kLevels) {
+    if (level_name == name) {
+      return value;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace sluice::runtime
