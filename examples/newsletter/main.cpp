@@ -1,13 +1,26 @@
 // newsletter: the reference bot of sluice. Users /start, /subscribe and
 // /unsubscribe (also with an inline button); admins /broadcast a text to
 // every subscriber. Run with --help for the options.
+#include <charconv>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <system_error>
 
 #include <boost/program_options.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <sluice/db/errors.hpp>
+#include <sluice/db/url.hpp>
+#include <sluice/redis/error.hpp>
+#include <sluice/redis/url.hpp>
+#include <sluice/runtime/logging.hpp>
 
 #include "newsletter.hpp"
 
@@ -39,9 +52,44 @@ std::set<std::int64_t> parse_admins(const std::string& list) {
   return admins;
 }
 
+// Parses `text` as a whole number in [min, max] and returns it as T; throws
+// po::error naming the flag, the value and the range otherwise. Numeric
+// flags are read as text because Boost.Program_options turns "-1" into a
+// huge number for an unsigned type.
+template <typename T>
+T checked_range(std::string_view flag, const std::string& text, std::int64_t min, std::int64_t max) {
+  std::int64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc{} || stop != end || value < min || value > max) {
+    throw po::error(fmt::format("invalid value '{}' for --{}: expected a whole number from {} to {}", text, flag,
+                                min, max));
+  }
+  return static_cast<T>(value);
+}
+
 std::string from_environment(const char* name) {
   const char* value = std::getenv(name);
   return value == nullptr ? std::string() : std::string(value);
+}
+
+// Parses the database and Redis URLs, so that a malformed one is a usage
+// error before anything starts. Throws po::error naming the flag. Query
+// parameters of the database URL are checked later, when the driver opens.
+void check_urls(const newsletter::Config& config) {
+  try {
+    sluice::db::DatabaseUrl::parse(config.database_url);
+  } catch (const sluice::db::UrlError& error) {
+    throw po::error(fmt::format("--db: {}", error.what()));
+  }
+  if (config.redis_url.empty()) {
+    return;
+  }
+  try {
+    sluice::redis::parse_url(config.redis_url);
+  } catch (const sluice::redis::Error& error) {
+    throw po::error(fmt::format("--redis: {}", error.what()));
+  }
 }
 
 }  // namespace
@@ -51,7 +99,12 @@ int main(int argc, char** argv) {
   config.migrations = NEWSLETTER_MIGRATIONS_DIR;
   std::string admins = from_environment("NEWSLETTER_ADMINS");
   std::string log_level = "info";
-  unsigned progress_seconds = static_cast<unsigned>(config.progress_interval.count());
+  std::string global_rate = std::to_string(config.global_rate);
+  std::string broadcast_concurrency = std::to_string(config.broadcast_concurrency);
+  std::string progress_seconds = std::to_string(config.progress_interval.count());
+  std::string max_concurrent_updates = std::to_string(config.max_concurrent_updates);
+  std::string blocking_threads = std::to_string(config.blocking_threads);
+  std::string webhook_port = std::to_string(config.webhook_port);
   if (std::string token = from_environment("BOT_TOKEN"); !token.empty()) {
     config.token = token;
   }
@@ -83,18 +136,18 @@ int main(int argc, char** argv) {
        "folder of the schema migrations (NNNN_name.sql)")
       ("paid-broadcast", po::bool_switch(&config.paid_broadcast),
        "send broadcasts with allow_paid_broadcast: up to 1000 messages/s, charged in Telegram Stars")
-      ("global-rate", po::value(&config.global_rate)->default_value(config.global_rate),
-       "messages per second over all chats, without paid broadcast (Telegram allows about 30)")
-      ("broadcast-concurrency", po::value(&config.broadcast_concurrency)->default_value(config.broadcast_concurrency),
-       "broadcast sends in flight at once (requests)")
+      ("global-rate", po::value(&global_rate)->default_value(global_rate),
+       "messages per second over all chats, without paid broadcast, 1-1000 (Telegram allows about 30)")
+      ("broadcast-concurrency", po::value(&broadcast_concurrency)->default_value(broadcast_concurrency),
+       "broadcast sends in flight at once (requests), 1-1000")
       ("progress-interval", po::value(&progress_seconds)->default_value(progress_seconds),
-       "seconds between two progress edits of the admin's broadcast message")
-      ("max-concurrent-updates", po::value(&config.max_concurrent_updates)->default_value(config.max_concurrent_updates),
-       "updates handled at once over all chats (handlers)")
-      ("blocking-threads", po::value(&config.blocking_threads)->default_value(config.blocking_threads),
-       "threads for SQLite calls")
-      ("webhook-port", po::value(&config.webhook_port)->default_value(config.webhook_port),
-       "receive updates by webhook on this TCP port instead of long polling (0: long polling)")
+       "seconds between two progress edits of the admin's broadcast message, 1-3600")
+      ("max-concurrent-updates", po::value(&max_concurrent_updates)->default_value(max_concurrent_updates),
+       "updates handled at once over all chats (handlers), 1-1024")
+      ("blocking-threads", po::value(&blocking_threads)->default_value(blocking_threads),
+       "threads for SQLite calls, 1-64")
+      ("webhook-port", po::value(&webhook_port)->default_value(webhook_port),
+       "receive updates by webhook on this TCP port instead of long polling, 0-65535 (0: long polling)")
       ("webhook-address", po::value(&config.webhook_address)->default_value(config.webhook_address),
        "address the webhook server listens on")
       ("webhook-url", po::value(&config.webhook_url),
@@ -104,7 +157,7 @@ int main(int argc, char** argv) {
        "secret token Telegram sends with each webhook request, 1-256 characters of A-Z, a-z, 0-9, _ and - "
        "(default: $WEBHOOK_SECRET)")
       ("log-level", po::value(&log_level)->default_value(log_level),
-       "trace, debug, info, warn, error or off");
+       "trace, debug, info, warn, error, critical or off");
 
   try {
     po::variables_map values;
@@ -118,23 +171,33 @@ int main(int argc, char** argv) {
     if (config.token.empty()) {
       throw po::error("missing bot token: pass --token or set BOT_TOKEN");
     }
+    // 1000 messages/s is Telegram's highest rate (paid broadcast). More than
+    // 1024 handlers cannot run, because the bot holds at most 1024 updates
+    // (BotOptions::max_pending_updates). The other upper limits are sanity
+    // bounds that catch typos.
+    config.global_rate = checked_range<std::uint32_t>("global-rate", global_rate, 1, 1000);
+    config.broadcast_concurrency = checked_range<std::size_t>("broadcast-concurrency", broadcast_concurrency, 1, 1000);
+    config.progress_interval =
+        std::chrono::seconds(checked_range<std::int64_t>("progress-interval", progress_seconds, 1, 3600));
+    config.max_concurrent_updates =
+        checked_range<std::size_t>("max-concurrent-updates", max_concurrent_updates, 1, 1024);
+    config.blocking_threads = checked_range<std::size_t>("blocking-threads", blocking_threads, 1, 64);
+    config.webhook_port = checked_range<std::uint16_t>("webhook-port", webhook_port, 0,
+                                                       std::numeric_limits<std::uint16_t>::max());
     if (config.webhook_port != 0 && config.webhook_secret.empty()) {
       throw po::error("webhook mode needs a secret token: pass --webhook-secret or set WEBHOOK_SECRET");
     }
-    if (progress_seconds == 0) {
-      throw po::error("--progress-interval must be at least 1 second");
+    const auto level = sluice::runtime::parse_log_level(log_level);
+    if (!level) {
+      throw po::error(fmt::format("invalid value '{}' for --log-level: expected one of {}", log_level,
+                                  sluice::runtime::kLogLevelNames));
     }
-    if (config.global_rate == 0 || config.broadcast_concurrency == 0 || config.max_concurrent_updates == 0 ||
-        config.blocking_threads == 0) {
-      throw po::error("--global-rate, --broadcast-concurrency, --max-concurrent-updates and "
-                      "--blocking-threads must be at least 1");
-    }
-    config.progress_interval = std::chrono::seconds(progress_seconds);
+    spdlog::set_level(*level);
+    check_urls(config);
   } catch (const po::error& error) {
     std::cerr << "newsletter: " << error.what() << "\nRun newsletter --help for the options.\n";
     return 2;
   }
 
-  spdlog::set_level(spdlog::level::from_str(log_level));
   return newsletter::run(config);
 }
