@@ -1,10 +1,15 @@
 // sluice-sandbox: runs the local Bot API server from the command line and
 // prints its counters when it stops.
 
+#include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <limits>
 #include <string>
+#include <string_view>
+#include <system_error>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -16,6 +21,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sluice/runtime/logging.hpp>
 #include <sluice/sandbox/sandbox.hpp>
 
 namespace asio = boost::asio;
@@ -61,13 +67,33 @@ asio::awaitable<void> run(Sandbox& sandbox, asio::signal_set& signals) {
   co_await sandbox.stop();
 }
 
+// Parses `text` as a whole number in [min, max] and returns it as T; throws
+// po::error naming the flag, the value and the range otherwise. Numeric
+// flags are read as text because Boost.Program_options turns "-1" into a
+// huge number for an unsigned type.
+template <typename T>
+T checked_range(std::string_view flag, const std::string& text, std::int64_t min, std::int64_t max) {
+  std::int64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc{} || stop != end || value < min || value > max) {
+    throw po::error(fmt::format("invalid value '{}' for --{}: expected a whole number from {} to {}", text, flag,
+                                min, max));
+  }
+  return static_cast<T>(value);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   SandboxOptions options;
   std::string scenario_file;
   std::string log_level = "info";
-  std::uint64_t seed = 1;
+  std::string port = "8081";
+  std::string seed = "1";
+  std::string max_recorded_calls = std::to_string(options.engine.max_recorded_calls);
+  std::string max_messages_per_chat = std::to_string(options.engine.max_messages_per_chat);
+  std::string first_update_id = std::to_string(options.engine.first_update_id);
   po::options_description description(
       "sluice-sandbox: a local Bot API server with Telegram's behaviour, for tests, demos and benchmarks.\n"
       "A bot uses http://<address>:<port> instead of https://api.telegram.org.\n\nOptions");
@@ -76,8 +102,8 @@ int main(int argc, char** argv) {
       ("help,h", "print this help and exit")
       ("address", po::value(&options.address)->default_value(options.address),
        "IP address to listen on")
-      ("port,p", po::value(&options.port)->default_value(8081),
-       "TCP port to listen on; 0 picks a free port")
+      ("port,p", po::value(&port)->default_value(port),
+       "TCP port to listen on, 0-65535; 0 picks a free port")
       ("scenario,s", po::value(&scenario_file),
        "scenario file (JSON) with the bot, users, chats, events and simulated users; see docs/sandbox.md")
       ("token", po::value(&options.engine.bot.token),
@@ -90,31 +116,43 @@ int main(int argc, char** argv) {
        "serve HTTPS with a self-signed certificate for localhost made at start")
       ("no-flood-limits", "turn Telegram's flood limits off (429 replies), e.g. for benchmarks")
       ("seed", po::value(&seed)->default_value(seed),
-       "seed of the random choices (fault injection, ids), for reproducible runs")
-      ("max-recorded-calls", po::value(&options.engine.max_recorded_calls)->default_value(options.engine.max_recorded_calls),
+       "seed of the random choices (fault injection, ids), for reproducible runs; 0 or more")
+      ("max-recorded-calls", po::value(&max_recorded_calls)->default_value(max_recorded_calls),
        "number of calls kept for GET /sandbox/calls (0 keeps none; counters always count)")
-      ("max-messages-per-chat", po::value(&options.engine.max_messages_per_chat)->default_value(options.engine.max_messages_per_chat),
-       "messages kept per chat for edits, replies, copies and deletes")
-      ("first-update-id", po::value(&options.engine.first_update_id)->default_value(options.engine.first_update_id),
-       "update_id of the first update")
+      ("max-messages-per-chat", po::value(&max_messages_per_chat)->default_value(max_messages_per_chat),
+       "messages kept per chat for edits, replies, copies and deletes; at least 1")
+      ("first-update-id", po::value(&first_update_id)->default_value(first_update_id),
+       "update_id of the first update; at least 1")
       ("webhook-insecure", "do not verify the certificates of HTTPS webhooks")
       ("log-level", po::value(&log_level)->default_value(log_level),
-       "log level: trace, debug, info, warn, error or off");
+       "log level: trace, debug, info, warn, error, critical or off");
   // clang-format on
 
   po::variables_map values;
   try {
     po::store(po::parse_command_line(argc, argv, description), values);
+    if (values.count("help") != 0) {
+      std::cout << description << "\n";
+      return 0;
+    }
     po::notify(values);
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    options.port = checked_range<std::uint16_t>("port", port, 0, std::numeric_limits<std::uint16_t>::max());
+    options.engine.max_recorded_calls = checked_range<std::size_t>("max-recorded-calls", max_recorded_calls, 0, kMax);
+    options.engine.max_messages_per_chat =
+        checked_range<std::size_t>("max-messages-per-chat", max_messages_per_chat, 1, kMax);
+    options.engine.first_update_id = checked_range<std::int64_t>("first-update-id", first_update_id, 1, kMax);
+    options.engine.seed = checked_range<std::uint64_t>("seed", seed, 0, kMax);
+    const auto level = sluice::runtime::parse_log_level(log_level);
+    if (!level) {
+      throw po::error(fmt::format("invalid value '{}' for --log-level: expected one of {}", log_level,
+                                  sluice::runtime::kLogLevelNames));
+    }
+    spdlog::set_level(*level);
   } catch (std::exception const& error) {
     std::cerr << "sluice-sandbox: " << error.what() << "\nRun sluice-sandbox --help for the options.\n";
     return 2;
   }
-  if (values.count("help") != 0) {
-    std::cout << description << "\n";
-    return 0;
-  }
-  spdlog::set_level(spdlog::level::from_str(log_level));
 
   try {
     if (!scenario_file.empty()) {
@@ -131,7 +169,6 @@ int main(int argc, char** argv) {
         options.scenario->flood->enabled = false;
       }
     }
-    options.engine.seed = seed;
     options.webhook_verify_peer = values.count("webhook-insecure") == 0;
 
     asio::io_context context;
