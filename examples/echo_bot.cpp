@@ -70,8 +70,11 @@ constexpr std::string_view kUsage =
     "                         against an in-process sandbox and exits\n"
     "  --api-url URL          Bot API root (or SLUICE_API_URL); default https://api.telegram.org\n"
     "  --flood-control on|off client-side flood control (default on); off only against a\n"
-    "                         server without flood limits\n";
+    "                         server without flood limits\n"
+    "Each option can also be written as --name=VALUE.\n";
 
+// Reads --name VALUE or --name=VALUE pairs; throws std::invalid_argument
+// with the message to print for a usage error.
 Flags read_flags(int argc, char** argv) {
   Flags flags;
   if (const char* token = std::getenv("BOT_TOKEN")) {
@@ -80,29 +83,35 @@ Flags read_flags(int argc, char** argv) {
   if (const char* url = std::getenv("SLUICE_API_URL")) {
     flags.api_url = url;
   }
-  for (int i = 1; i < argc; i += 2) {
-    const std::string_view name = argv[i];
-    if (name == "--help" || name == "-h") {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view argument = argv[i];
+    if (argument == "--help" || argument == "-h") {
       flags.help = true;
       return flags;
     }
-    if (i + 1 == argc) {
-      throw std::invalid_argument(fmt::format("{} needs a value; see echo_bot --help", name));
+    const std::size_t equals = argument.find('=');
+    const std::string_view name = argument.substr(0, equals);
+    if (name != "--token" && name != "--api-url" && name != "--flood-control") {
+      throw std::invalid_argument(fmt::format(
+          "unknown option {}; the options are --token TOKEN, --api-url URL and --flood-control on|off", name));
+    }
+    std::string_view value;
+    if (equals != std::string_view::npos) {
+      value = argument.substr(equals + 1);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      throw std::invalid_argument(fmt::format("missing value for {}; see echo_bot --help", name));
     }
     if (name == "--token") {
-      flags.token = argv[i + 1];
+      flags.token = value;
     } else if (name == "--api-url") {
-      flags.api_url = argv[i + 1];
-    } else if (name == "--flood-control") {
-      const std::string_view value = argv[i + 1];
+      flags.api_url = value;
+    } else {
       if (value != "on" && value != "off") {
-        throw std::invalid_argument(fmt::format("--flood-control must be on or off, got {}", value));
+        throw std::invalid_argument(fmt::format("invalid value '{}' for --flood-control: expected on or off", value));
       }
       flags.flood_control = value == "on";
-    } else {
-      throw std::invalid_argument(fmt::format(
-          "unknown option {}; the options are --token TOKEN, --api-url URL and --flood-control on|off",
-          name));
     }
   }
   return flags;

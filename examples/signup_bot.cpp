@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <unistd.h>
@@ -200,9 +201,33 @@ asio::awaitable<int> run_demo() {
   co_return ok ? 0 : 1;
 }
 
+constexpr std::string_view kUsage =
+    "usage: signup_bot [DATABASE_FILE]\n"
+    "  DATABASE_FILE  SQLite file for the conversations (default signup.db); used with BOT_TOKEN\n"
+    "Without BOT_TOKEN it runs a self-check against an in-process sandbox and exits.\n";
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string database_path = "signup.db";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view argument = argv[i];
+    if (argument == "--help" || argument == "-h") {
+      fmt::print("{}", kUsage);
+      return 0;
+    }
+    if (argument.starts_with('-')) {
+      fmt::print(stderr, "signup_bot: unknown option {}; see signup_bot --help\n", argument);
+      return 2;
+    }
+    if (i > 1 || argument.empty()) {
+      fmt::print(stderr, "signup_bot: expected at most one argument, a non-empty database file path; "
+                         "see signup_bot --help\n");
+      return 2;
+    }
+    database_path = argument;
+  }
+
   const char* token = std::getenv("BOT_TOKEN");
   asio::io_context io;
   int status = 0;
@@ -213,7 +238,6 @@ int main(int argc, char** argv) {
       status = result;
     });
   } else {
-    std::string database_path = argc > 1 ? argv[1] : "signup.db";
     asio::co_spawn(io, run_real(token, std::move(database_path)), [&](std::exception_ptr error) { failure = error; });
   }
   io.run();
