@@ -53,6 +53,11 @@ Bot::Bot(boost::asio::any_io_executor executor, BotOptions options, const Router
                   DispatcherOptions{.max_concurrent_updates = options_.max_concurrent_updates,
                                     .max_pending_updates = options_.max_pending_updates},
                   [this](const telegram::Update& update) { return handle_update(update); }) {
+  if (options_.polling.journal && options_.offset_store == nullptr) {
+    throw std::invalid_argument(
+        "BotOptions::polling.journal needs an offset_store: a journal in memory is lost in a crash, "
+        "together with updates Telegram counts as delivered");
+  }
   if (options_.fsm_storage == nullptr) {
     return;
   }

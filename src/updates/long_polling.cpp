@@ -16,6 +16,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/string.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
@@ -125,6 +127,7 @@ class LongPoller::Impl {
         jitter_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),
         stop_timer_(api.get_executor()),
         wake_timer_(api.get_executor()),
+        remove_timer_(api.get_executor()),
         logger_(runtime::module_logger("sluice.updates")) {
     if (options_.timeout < std::chrono::seconds(0) || options_.timeout > kMaxPollTimeout) {
       throw std::invalid_argument("LongPollingOptions::timeout must be 0 to 50 s, got " +
@@ -139,6 +142,11 @@ class LongPoller::Impl {
       throw std::invalid_argument(
           "LongPollingOptions: backoff_initial must be positive and at most backoff_max");
     }
+    if (options_.journal && !store_.has_journal()) {
+      throw std::invalid_argument(
+          "LongPollingOptions::journal needs an OffsetStore with a journal "
+          "(SqlOffsetStore, RedisOffsetStore or MemoryOffsetStore)");
+    }
     stop_timer_.expires_at(std::chrono::steady_clock::time_point::max());
   }
 
@@ -151,6 +159,7 @@ class LongPoller::Impl {
     // every later one at once.
     stop_timer_.expires_at(std::chrono::steady_clock::time_point::min());
     wake_timer_.cancel();
+    remove_timer_.cancel();
   }
 
   OffsetTracker tracker_;
@@ -158,7 +167,15 @@ class LongPoller::Impl {
 
  private:
   boost::asio::awaitable<bool> poll_once();
+  boost::asio::awaitable<std::optional<RawUpdates>> fetch_batch(std::optional<std::int64_t> offset);
   boost::asio::awaitable<bool> accept(boost::json::value& json);
+  boost::asio::awaitable<void> take(boost::json::value& json, std::optional<std::int64_t> update_id);
+  boost::asio::awaitable<void> poll_journaled();
+  boost::asio::awaitable<void> poll_once_journaled();
+  boost::asio::awaitable<void> remove_handled();
+  boost::asio::awaitable<void> flush_removals();
+  void done_with(std::int64_t update_id);
+  std::optional<std::int64_t> next_offset() const noexcept;
   boost::asio::awaitable<void> save_offset();
   boost::asio::awaitable<void> sleep(std::chrono::steady_clock::duration delay);
   boost::asio::awaitable<void> wait_for_progress(std::optional<std::int64_t> offset);
@@ -181,7 +198,13 @@ class LongPoller::Impl {
   std::mt19937_64 jitter_;
   boost::asio::steady_timer stop_timer_;
   boost::asio::steady_timer wake_timer_;
+  // Woken when a handled update's journal entry can be removed.
+  boost::asio::steady_timer remove_timer_;
   std::shared_ptr<spdlog::logger> logger_;
+  // Journal entries left by the previous run, handed to the sink first.
+  std::vector<JournalEntry> replay_;
+  // Handled updates whose journal entries are still to be removed.
+  std::vector<std::int64_t> removable_;
   std::optional<std::int64_t> saved_offset_;
   std::chrono::milliseconds backoff_{0};
   bool stopping_ = false;
@@ -199,11 +222,24 @@ boost::asio::awaitable<void> LongPoller::Impl::run() {
   if (!started_) {
     started_ = true;
     saved_offset_ = co_await store_.load();
-    tracker_ = OffsetTracker(saved_offset_);
-    logger_->info("long polling started timeout_s={} limit={} offset={}", options_.timeout.count(),
-                  options_.limit, saved_offset_ ? std::to_string(*saved_offset_) : "none");
+    std::optional<std::int64_t> start = saved_offset_;
+    if (options_.journal) {
+      replay_ = co_await store_.journal_load();
+      if (!replay_.empty() && (!start || replay_.front().update_id < *start)) {
+        start = replay_.front().update_id;
+      }
+    }
+    tracker_ = OffsetTracker(start);
+    logger_->info("long polling started timeout_s={} limit={} offset={} journal={} journaled={}",
+                  options_.timeout.count(), options_.limit,
+                  saved_offset_ ? std::to_string(*saved_offset_) : "none", options_.journal,
+                  replay_.size());
   }
-  while (!stopping_ && !cancelled()) {
+  if (options_.journal) {
+    using namespace boost::asio::experimental::awaitable_operators;
+    co_await (poll_journaled() && remove_handled());
+  }
+  while (!options_.journal && !stopping_ && !cancelled()) {
     co_await wait_for_room();
     if (stopping_) {
       break;
@@ -229,8 +265,29 @@ boost::asio::awaitable<bool> LongPoller::Impl::poll_once() {
   using namespace boost::asio::experimental::awaitable_operators;
 
   co_await save_offset();
+  std::optional<RawUpdates> batch = co_await fetch_batch(tracker_.confirmed_offset());
+  if (!batch) {
+    co_return false;
+  }
+  bool got_new = false;
+  for (boost::json::value& item : batch->items) {
+    if (stopping_) {
+      // Updates not taken stay unconfirmed; Telegram sends them again.
+      break;
+    }
+    got_new = co_await accept(item) || got_new;
+  }
+  co_return got_new;
+}
+
+// Runs one getUpdates from `offset`, raced against stop(). Returns nothing
+// when stopped or when it failed; a failure is logged and waited out.
+boost::asio::awaitable<std::optional<RawUpdates>> LongPoller::Impl::fetch_batch(
+    std::optional<std::int64_t> offset) {
+  using namespace boost::asio::experimental::awaitable_operators;
+
   GetUpdatesRaw request{
-      .offset = tracker_.confirmed_offset(),
+      .offset = offset,
       .limit = options_.limit,
       .timeout = options_.timeout.count(),
       .allowed_updates = options_.allowed_updates,
@@ -240,30 +297,21 @@ boost::asio::awaitable<bool> LongPoller::Impl::poll_once() {
   auto stopped = stop_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   auto first = co_await (std::move(fetching) || std::move(stopped));
   if (first.index() == 1 || stopping_) {
-    co_return false;
+    co_return std::nullopt;
   }
   FetchOutcome outcome = std::move(std::get<0>(first));
 
   if (outcome.error) {
     if (cancelled()) {
-      co_return false;
+      co_return std::nullopt;
     }
     std::chrono::steady_clock::duration delay{};
     handle_poll_error(outcome.error, delay);
     co_await sleep(delay);
-    co_return false;
+    co_return std::nullopt;
   }
   backoff_ = std::chrono::milliseconds(0);
-
-  bool got_new = false;
-  for (boost::json::value& item : outcome.updates->items) {
-    if (stopping_) {
-      // Updates not taken stay unconfirmed; Telegram sends them again.
-      break;
-    }
-    got_new = co_await accept(item) || got_new;
-  }
-  co_return got_new;
+  co_return std::move(outcome.updates);
 }
 
 // Takes one update of a batch. Returns whether it was new.
@@ -274,7 +322,14 @@ boost::asio::awaitable<bool> LongPoller::Impl::accept(boost::json::value& json) 
     co_return false;
   }
   ++stats_.updates_received;
+  co_await take(json, update_id);
+  co_return true;
+}
 
+// Parses a received update and hands it to the sink, or stores it as a
+// dead letter.
+boost::asio::awaitable<void> LongPoller::Impl::take(boost::json::value& json,
+                                                     std::optional<std::int64_t> update_id) {
   telegram::Update update;
   std::optional<telegram::ParseError> error;
   if (!update_id) {
@@ -293,17 +348,15 @@ boost::asio::awaitable<bool> LongPoller::Impl::accept(boost::json::value& json) 
     };
     co_await store_.add_dead_letter(std::move(letter));
     if (update_id) {
-      tracker_.handled(*update_id);
+      done_with(*update_id);
     }
-    co_return true;
+    co_return;
   }
 
   std::weak_ptr<Impl*> self = self_;
   HandledCallback on_handled = [self](std::int64_t id) {
     if (auto owner = self.lock(); owner && *owner != nullptr) {
-      Impl& impl = **owner;
-      impl.tracker_.handled(id);
-      impl.wake_timer_.cancel();
+      (*owner)->done_with(id);
     }
   };
   // A full sink makes this wait, and stop() ends the wait: an update the
@@ -314,7 +367,7 @@ boost::asio::awaitable<bool> LongPoller::Impl::accept(boost::json::value& json) 
     // The common case skips the race below, which costs two coroutines and
     // a timer wait per update.
     co_await sink_.submit(std::move(update), std::move(on_handled));
-    co_return true;
+    co_return;
   }
   using namespace boost::asio::experimental::awaitable_operators;
   auto taking = submit(sink_, std::move(update), std::move(on_handled));
@@ -323,7 +376,117 @@ boost::asio::awaitable<bool> LongPoller::Impl::accept(boost::json::value& json) 
   if (first.index() == 0 && std::get<0>(first)) {
     std::rethrow_exception(std::get<0>(first));
   }
-  co_return true;
+}
+
+void LongPoller::Impl::done_with(std::int64_t update_id) {
+  tracker_.handled(update_id);
+  wake_timer_.cancel();
+  if (options_.journal) {
+    removable_.push_back(update_id);
+    remove_timer_.cancel();
+  }
+}
+
+// The offset for the next getUpdates with the journal: past every update
+// received, since each one is stored.
+std::optional<std::int64_t> LongPoller::Impl::next_offset() const noexcept {
+  const std::optional<std::int64_t> highest = tracker_.highest_received();
+  if (highest) {
+    return *highest + 1;
+  }
+  return tracker_.confirmed_offset();
+}
+
+// The polling loop with the journal: hands the sink what the previous run
+// left in the journal, then polls until stopped.
+boost::asio::awaitable<void> LongPoller::Impl::poll_journaled() {
+  std::vector<JournalEntry> replay = std::move(replay_);
+  replay_.clear();
+  for (JournalEntry& entry : replay) {
+    if (stopping_ || cancelled()) {
+      break;
+    }
+    if (!tracker_.receive(entry.update_id)) {
+      continue;
+    }
+    ++stats_.updates_received;
+    boost::system::error_code parse_error;
+    boost::json::value json = boost::json::parse(entry.raw_json, parse_error);
+    if (parse_error) {
+      // Only a store edited by hand contains text that is not JSON.
+      json = boost::json::string(entry.raw_json);
+    }
+    co_await take(json, entry.update_id);
+  }
+  while (!stopping_ && !cancelled()) {
+    co_await poll_once_journaled();
+  }
+}
+
+// Runs one getUpdates, stores the new updates and the offset past them in
+// the journal, then hands the updates to the sink.
+boost::asio::awaitable<void> LongPoller::Impl::poll_once_journaled() {
+  std::optional<RawUpdates> batch = co_await fetch_batch(next_offset());
+  if (!batch) {
+    co_return;
+  }
+  std::vector<JournalEntry> entries;
+  std::vector<boost::json::value*> fresh;
+  entries.reserve(batch->items.size());
+  fresh.reserve(batch->items.size());
+  for (boost::json::value& item : batch->items) {
+    const std::optional<std::int64_t> update_id = read_update_id(item);
+    if (!update_id) {
+      // Without an update_id it cannot be journaled or confirmed.
+      ++stats_.updates_received;
+      co_await take(item, std::nullopt);
+      continue;
+    }
+    if (!tracker_.receive(*update_id)) {
+      ++stats_.duplicates_skipped;
+      continue;
+    }
+    ++stats_.updates_received;
+    entries.push_back(JournalEntry{.update_id = *update_id, .raw_json = boost::json::serialize(item)});
+    fresh.push_back(&item);
+  }
+
+  if (entries.empty()) {
+    co_return;
+  }
+  const std::int64_t offset = *next_offset();
+  co_await store_.journal_append(std::move(entries), offset);
+  saved_offset_ = offset;
+
+  for (boost::json::value* item : fresh) {
+    if (stopping_) {
+      // Updates not taken stay in the journal for the next run.
+      break;
+    }
+    co_await take(*item, read_update_id(*item));
+  }
+}
+
+// Removes the journal entries of handled updates, in batches: the ids
+// handled while one removal runs go in the next.
+boost::asio::awaitable<void> LongPoller::Impl::remove_handled() {
+  while (true) {
+    if (!removable_.empty()) {
+      co_await flush_removals();
+      continue;
+    }
+    if (stopping_ || cancelled()) {
+      break;
+    }
+    remove_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await remove_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+}
+
+boost::asio::awaitable<void> LongPoller::Impl::flush_removals() {
+  std::vector<std::int64_t> ids;
+  ids.swap(removable_);
+  co_await store_.journal_remove(std::move(ids));
 }
 
 boost::asio::awaitable<void> LongPoller::Impl::save_offset() {
@@ -420,8 +583,18 @@ void LongPoller::Impl::handle_poll_error(const std::exception_ptr& error,
 }
 
 boost::asio::awaitable<void> LongPoller::Impl::finish(bool confirm) {
-  co_await save_offset();
-  const std::optional<std::int64_t> offset = tracker_.confirmed_offset();
+  std::optional<std::int64_t> offset;
+  if (options_.journal) {
+    // The offset was stored with each batch; an entry left in the journal
+    // is handled by the next run.
+    if (!removable_.empty()) {
+      co_await flush_removals();
+    }
+    offset = next_offset();
+  } else {
+    co_await save_offset();
+    offset = tracker_.confirmed_offset();
+  }
   if (!offset || !confirm) {
     co_return;
   }

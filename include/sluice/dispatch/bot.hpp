@@ -96,8 +96,8 @@ struct WebhookServerOptions {
 class Bot {
  public:
   /// Throws std::invalid_argument for invalid options (see BotApi and
-  /// Dispatcher), and for a token without the bot id when fsm_storage is
-  /// set.
+  /// Dispatcher), for a token without the bot id when fsm_storage is
+  /// set, and for polling.journal without an offset_store.
   Bot(boost::asio::any_io_executor executor, BotOptions options, const Router& router);
   ~Bot();
   Bot(const Bot&) = delete;

@@ -39,6 +39,12 @@ struct LongPollingOptions {
   std::chrono::milliseconds backoff_max = std::chrono::seconds(30);
   /// Seed of the backoff jitter; 0 seeds from std::random_device.
   std::uint64_t jitter_seed = 0;
+  /// Confirms updates to Telegram once they are stored in the OffsetStore's
+  /// journal instead of once they are handled. Each getUpdates then returns
+  /// a full batch of new updates while the previous batch is handled, and
+  /// a restart handles again what the journal still holds. Needs a store
+  /// whose has_journal() is true. Default false.
+  bool journal = false;
 };
 
 /// Thrown by LongPoller::run when polling cannot continue: Telegram
@@ -84,6 +90,15 @@ struct LongPollingStats {
 /// unhandled one; a handler that runs long holds back fetching beyond that
 /// window.
 ///
+/// With LongPollingOptions::journal, the offset passed to getUpdates moves
+/// past every update once the batch and the new offset are stored in the
+/// journal in one step. The poller then polls again at once, so the sink's
+/// capacity is the only limit on updates in progress. An entry leaves
+/// the journal soon after its update is handled. At start the poller hands
+/// the sink every update left in the journal, lowest update_id first,
+/// before it polls. After a crash, the updates handled but not yet removed
+/// from the journal are handled again (at-least-once); none is lost.
+///
 /// Errors: a failed getUpdates is logged and retried after a jittered
 /// backoff; 429 waits `retry_after` instead. 401 and 409 end `run` with
 /// PollingStopped. An update that cannot be parsed is logged, stored as a
@@ -94,6 +109,8 @@ struct LongPollingStats {
 /// `run`.
 class LongPoller {
  public:
+  /// Throws std::invalid_argument for options out of range, and for
+  /// `journal` with a store that has none.
   LongPoller(telegram::BotApi& api, UpdateSink& sink, OffsetStore& store,
              LongPollingOptions options);
   ~LongPoller();
@@ -109,7 +126,8 @@ class LongPoller {
   /// errors of the store propagate.
   boost::asio::awaitable<void> run();
 
-  /// Saves the watermark and, when `confirm` is true, confirms it to
+  /// Saves the watermark (with the journal: removes the entries of handled
+  /// updates) and, when `confirm` is true, confirms it to
   /// Telegram with a final getUpdates with timeout 0, so a restart does not
   /// receive the handled updates again. Call after `run` returned and the
   /// sink is drained. A failed final getUpdates is logged, not thrown: the

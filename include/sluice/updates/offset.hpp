@@ -8,8 +8,11 @@
 // update received before it are handled. OffsetTracker computes that
 // watermark over update_ids that need not be contiguous; OffsetStore keeps
 // it across restarts, together with the updates that could not be parsed.
+// A store with a journal also keeps received updates until they are
+// handled, which lets the poller confirm them to Telegram once stored.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -79,13 +82,38 @@ struct DeadLetter {
   std::string error{};
 };
 
-/// Persists the confirmed offset of one bot and its dead letters.
+/// An update kept in a store's journal between receipt and handling.
+struct JournalEntry {
+  std::int64_t update_id = 0;
+  /// The update exactly as received.
+  std::string raw_json{};
+};
+
+/// Persists the confirmed offset of one bot and its dead letters, and
+/// optionally a journal of received updates (see
+/// LongPollingOptions::journal).
 ///
-/// Implementations are called on the bot's event loop, one call at a time
-/// (the poller awaits each call before the next).
+/// Implementations are called on the bot's event loop. The poller awaits
+/// each call before the next, except `journal_remove`, which may run while
+/// another call is in progress.
 class OffsetStore {
  public:
   virtual ~OffsetStore() = default;
+
+  /// Whether the store implements the journal calls below. The default
+  /// implementations of those calls throw std::logic_error.
+  virtual bool has_journal() const noexcept { return false; }
+
+  /// Stores `entries` and the offset `next_offset` in one step: after a
+  /// crash either both are stored or neither is.
+  virtual boost::asio::awaitable<void> journal_append(std::vector<JournalEntry> entries,
+                                                      std::int64_t next_offset);
+
+  /// Removes the entries of handled updates. Unknown ids are ignored.
+  virtual boost::asio::awaitable<void> journal_remove(std::vector<std::int64_t> update_ids);
+
+  /// Returns every entry, lowest update_id first.
+  virtual boost::asio::awaitable<std::vector<JournalEntry>> journal_load();
 
   /// Returns the stored offset, or std::nullopt when none was saved.
   virtual boost::asio::awaitable<std::optional<std::int64_t>> load() = 0;
@@ -101,27 +129,42 @@ class OffsetStore {
 /// An OffsetStore in memory, for tests and bots that accept re-handling
 /// after a restart. It may be shared by several Bot objects in sequence,
 /// which then behave like one bot restarted.
+///
+/// Its journal lives in the process too, so a crash loses the updates it
+/// holds, which Telegram already counts as delivered: use the journal with
+/// this store in tests only.
 class MemoryOffsetStore final : public OffsetStore {
  public:
   boost::asio::awaitable<std::optional<std::int64_t>> load() override;
   boost::asio::awaitable<void> save(std::int64_t offset) override;
   boost::asio::awaitable<void> add_dead_letter(DeadLetter letter) override;
 
+  bool has_journal() const noexcept override { return true; }
+  boost::asio::awaitable<void> journal_append(std::vector<JournalEntry> entries,
+                                              std::int64_t next_offset) override;
+  boost::asio::awaitable<void> journal_remove(std::vector<std::int64_t> update_ids) override;
+  boost::asio::awaitable<std::vector<JournalEntry>> journal_load() override;
+
   std::optional<std::int64_t> offset() const noexcept { return offset_; }
   const std::vector<DeadLetter>& dead_letters() const noexcept { return dead_letters_; }
+  /// The journal: update_id to the update as received.
+  const std::map<std::int64_t, std::string>& journal() const noexcept { return journal_; }
 
  private:
   std::optional<std::int64_t> offset_;
   std::vector<DeadLetter> dead_letters_;
+  std::map<std::int64_t, std::string> journal_;
 };
 
 /// An OffsetStore in a SQL database through sluice::db (SQLite or
-/// PostgreSQL). It uses two tables, created by `create_tables()` if
-/// missing:
+/// PostgreSQL), with a journal. It uses three tables, created by
+/// `create_tables()` if missing:
 ///
-///     sluice_update_offset (bot_id TEXT PRIMARY KEY, next_offset BIGINT NOT NULL)
-///     sluice_dead_letters  (bot_id TEXT, seq BIGINT, update_id BIGINT, raw_json TEXT,
-///                           error TEXT, PRIMARY KEY (bot_id, seq))
+///     sluice_update_offset  (bot_id TEXT PRIMARY KEY, next_offset BIGINT NOT NULL)
+///     sluice_dead_letters   (bot_id TEXT, seq BIGINT, update_id BIGINT, raw_json TEXT,
+///                            error TEXT, PRIMARY KEY (bot_id, seq))
+///     sluice_update_journal (bot_id TEXT, update_id BIGINT, raw_json TEXT,
+///                            PRIMARY KEY (bot_id, update_id))
 ///
 /// `bot_id` separates bots that share a database; use the numeric part of
 /// the token, never the whole token. The Database must outlive the store.
@@ -129,12 +172,19 @@ class SqlOffsetStore final : public OffsetStore {
  public:
   SqlOffsetStore(db::Database& database, std::string bot_id);
 
-  /// Creates both tables if they do not exist. Call once before use.
+  /// Creates the tables that do not exist. Call once before use.
   boost::asio::awaitable<void> create_tables();
 
   boost::asio::awaitable<std::optional<std::int64_t>> load() override;
   boost::asio::awaitable<void> save(std::int64_t offset) override;
   boost::asio::awaitable<void> add_dead_letter(DeadLetter letter) override;
+
+  bool has_journal() const noexcept override { return true; }
+  /// One transaction: a single INSERT of every entry and the offset upsert.
+  boost::asio::awaitable<void> journal_append(std::vector<JournalEntry> entries,
+                                              std::int64_t next_offset) override;
+  boost::asio::awaitable<void> journal_remove(std::vector<std::int64_t> update_ids) override;
+  boost::asio::awaitable<std::vector<JournalEntry>> journal_load() override;
 
   /// Returns the dead letters of this bot, oldest first.
   boost::asio::awaitable<std::vector<DeadLetter>> dead_letters();
@@ -144,12 +194,16 @@ class SqlOffsetStore final : public OffsetStore {
   std::string bot_id_;
 };
 
-/// An OffsetStore in Redis, for bots whose state lives there. It uses two
-/// keys:
+/// An OffsetStore in Redis, for bots whose state lives there, with a
+/// journal. It uses three keys:
 ///
 ///     <prefix>:<bot_id>:offset        a string: the confirmed offset
 ///     <prefix>:<bot_id>:dead_letters  a list of JSON objects
 ///                                     {"update_id", "raw_json", "error"}, oldest first
+///     <prefix>:<bot_id>:journal       a hash: update_id to the update as received
+///
+/// The journal is as durable as the server's persistence settings make it
+/// (appendonly with fsync for a bot that must not lose updates).
 ///
 /// `bot_id` separates bots that share a server; use the numeric part of the
 /// token, never the whole token. The keys have no TTL. The Client must
@@ -162,6 +216,13 @@ class RedisOffsetStore final : public OffsetStore {
   boost::asio::awaitable<void> save(std::int64_t offset) override;
   boost::asio::awaitable<void> add_dead_letter(DeadLetter letter) override;
 
+  bool has_journal() const noexcept override { return true; }
+  /// One MULTI/EXEC: HSET of every entry and SET of the offset.
+  boost::asio::awaitable<void> journal_append(std::vector<JournalEntry> entries,
+                                              std::int64_t next_offset) override;
+  boost::asio::awaitable<void> journal_remove(std::vector<std::int64_t> update_ids) override;
+  boost::asio::awaitable<std::vector<JournalEntry>> journal_load() override;
+
   /// Returns the dead letters of this bot, oldest first.
   boost::asio::awaitable<std::vector<DeadLetter>> dead_letters();
 
@@ -169,6 +230,7 @@ class RedisOffsetStore final : public OffsetStore {
   redis::Client* client_;
   std::string offset_key_;
   std::string dead_letters_key_;
+  std::string journal_key_;
 };
 
 }  // namespace sluice::updates

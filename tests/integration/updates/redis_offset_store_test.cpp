@@ -16,6 +16,8 @@
 #include <sluice/redis/client.hpp>
 #include <sluice/updates/offset.hpp>
 
+#include "../../unit/updates/journal_contract.hpp"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -50,10 +52,13 @@ void run_with_redis(const std::string& url,
   auto on_done = [&](std::exception_ptr error) {
     failure = error;
     finished = true;
+    // The client's connection loops would keep the loop busy until the limit.
+    io.stop();
   };
   asio::co_spawn(io, body(*client), on_done);
   io.run_for(kMaxTestTime);
   client.reset();
+  io.restart();
   io.run_for(std::chrono::seconds(1));
   ASSERT_TRUE(finished) << "test did not finish within " << kMaxTestTime.count() << " s";
   if (failure) {
@@ -90,6 +95,17 @@ TEST(RedisOffsetStore, OffsetSurvivesNewStore) {
     EXPECT_EQ(empty, std::nullopt);
     EXPECT_EQ(loaded, 500000123);
     EXPECT_EQ(other, std::nullopt);
+  });
+}
+
+TEST(RedisOffsetStore, KeepsJournalContract) {
+  REDIS_URL_OR_SKIP(url);
+  run_with_redis(url, [](sluice::redis::Client& client) -> asio::awaitable<void> {
+    const std::string prefix = test_prefix() + ":journal";
+    RedisOffsetStore store(client, "1001", prefix);
+    RedisOffsetStore other(client, "1002", prefix);
+    co_await sluice_test::check_journal_contract(store, other);
+    co_await client.command("DEL", prefix + ":1001:offset", prefix + ":1001:journal");
   });
 }
 

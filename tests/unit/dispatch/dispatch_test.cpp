@@ -382,6 +382,19 @@ asio::awaitable<void> sleep_for(std::chrono::milliseconds duration) {
   co_await timer.async_wait(asio::use_awaitable);
 }
 
+// Polls `condition` every 5 ms until it holds or `limit` passes; returns
+// whether it held.
+asio::awaitable<bool> wait_until(std::function<bool()> condition, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      co_return false;
+    }
+    co_await sleep_for(5ms);
+  }
+  co_return true;
+}
+
 // Replies to the message with its own text, so the sandbox can check the
 // order of replies per chat.
 asio::awaitable<void> reply_in_order(Context& ctx) {
@@ -673,6 +686,135 @@ TEST(Bot, RestartSkipsConfirmedUpdates) {
     blocking.join();
   });
   std::filesystem::remove(path);
+}
+
+// With the journal, Telegram gets updates confirmed once they are stored,
+// while their handlers still run.
+TEST(Bot, JournalConfirmsStoredUpdatesBeforeHandling) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(1));
+    co_await sandbox.start();
+    sluice::updates::MemoryOffsetStore store;
+
+    // The first handler waits until released; the other two queue behind
+    // it in the same chat.
+    asio::steady_timer release(io.get_executor(), std::chrono::steady_clock::time_point::max());
+    std::vector<std::string> handled;
+    Router router;
+    router.on_message([&](Context& ctx) -> asio::awaitable<void> {
+      if (handled.empty()) {
+        co_await release.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      handled.emplace_back(ctx.text());
+    });
+    BotOptions options = bot_options(sandbox);
+    options.offset_store = &store;
+    options.polling.journal = true;
+    Bot bot(io.get_executor(), std::move(options), router);
+    sluice::runtime::TaskSet runner(io.get_executor(), "test");
+    auto error = std::make_shared<std::exception_ptr>();
+    runner.spawn("bot", run_bot(bot, error));
+
+    sandbox.push_message(kFirstUserId, 0, "a");
+    sandbox.push_message(kFirstUserId, 0, "b");
+    sandbox.push_message(kFirstUserId, 0, "c");
+    const bool confirmed = co_await sandbox.wait_for("all_confirmed", 10s);
+    const std::size_t journaled = store.journal().size();
+    const std::size_t handled_when_confirmed = handled.size();
+    release.cancel();
+    const std::function<bool()> three_handled = [&] { return handled.size() == 3; };
+    const bool all_handled = co_await wait_until(three_handled, 10s);
+    bot.stop();
+    co_await runner.join();
+
+    EXPECT_TRUE(confirmed);
+    EXPECT_EQ(journaled, 3u);
+    EXPECT_EQ(handled_when_confirmed, 0u);
+    EXPECT_TRUE(all_handled);
+    const std::vector<std::string> expected = {"a", "b", "c"};
+    EXPECT_EQ(handled, expected);
+    EXPECT_TRUE(store.journal().empty());
+    EXPECT_EQ(rethrow_text(*error), "");
+    co_await sandbox.stop();
+  });
+}
+
+// A run stopped while a handler still ran leaves that update in the
+// journal, and the next run handles it before anything newer.
+TEST(Bot, JournalRestartHandlesUnfinishedUpdates) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(2));
+    co_await sandbox.start();
+    sluice::updates::MemoryOffsetStore store;
+
+    std::vector<std::string> first_handled;
+    Router stuck_router;
+    stuck_router.on_message([&](Context& ctx) -> asio::awaitable<void> {
+      if (ctx.text() == "stuck") {
+        co_await sleep_for(std::chrono::hours(1));
+      }
+      first_handled.emplace_back(ctx.text());
+    });
+    {
+      BotOptions options = bot_options(sandbox);
+      options.offset_store = &store;
+      options.polling.journal = true;
+      options.shutdown_grace = 100ms;
+      Bot bot(io.get_executor(), std::move(options), stuck_router);
+      sluice::runtime::TaskSet runner(io.get_executor(), "first");
+      auto error = std::make_shared<std::exception_ptr>();
+      runner.spawn("bot", run_bot(bot, error));
+      sandbox.push_message(kFirstUserId, 0, "stuck");
+      sandbox.push_message(kFirstUserId + 1, 0, "done");
+      const bool confirmed = co_await sandbox.wait_for("all_confirmed", 10s);
+      const std::function<bool()> one_handled = [&] { return first_handled.size() == 1; };
+      const bool done = co_await wait_until(one_handled, 10s);
+      bot.stop();
+      co_await runner.join();
+      EXPECT_TRUE(confirmed);
+      EXPECT_TRUE(done);
+      EXPECT_EQ(rethrow_text(*error), "");
+    }
+    EXPECT_EQ(store.journal().size(), 1u);
+
+    std::vector<std::string> second_handled;
+    Router router;
+    router.on_message([&](Context& ctx) -> asio::awaitable<void> {
+      second_handled.emplace_back(ctx.text());
+      co_return;
+    });
+    {
+      BotOptions options = bot_options(sandbox);
+      options.offset_store = &store;
+      options.polling.journal = true;
+      Bot bot(io.get_executor(), std::move(options), router);
+      sluice::runtime::TaskSet runner(io.get_executor(), "second");
+      auto error = std::make_shared<std::exception_ptr>();
+      runner.spawn("bot", run_bot(bot, error));
+      sandbox.push_message(kFirstUserId, 0, "after");
+      const std::function<bool()> two_handled = [&] { return second_handled.size() == 2; };
+      const bool both = co_await wait_until(two_handled, 10s);
+      bot.stop();
+      co_await runner.join();
+      EXPECT_TRUE(both);
+      EXPECT_EQ(rethrow_text(*error), "");
+    }
+    const std::vector<std::string> first_expected = {"done"};
+    const std::vector<std::string> second_expected = {"stuck", "after"};
+    EXPECT_EQ(first_handled, first_expected);
+    EXPECT_EQ(second_handled, second_expected);
+    EXPECT_TRUE(store.journal().empty());
+    co_await sandbox.stop();
+  });
+}
+
+TEST(Bot, JournalNeedsOffsetStore) {
+  asio::io_context io;
+  Router router;
+  BotOptions options;
+  options.api.token = "123:abc";
+  options.polling.journal = true;
+  EXPECT_THROW(Bot(io.get_executor(), std::move(options), router), std::invalid_argument);
 }
 
 TEST(Bot, RecordedUpdatesReachTheirKindHandler) {

@@ -27,6 +27,8 @@
 #include <sluice/updates/offset.hpp>
 #include <sluice/updates/update_kind.hpp>
 
+#include "journal_contract.hpp"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -179,6 +181,33 @@ TEST(SqlOffsetStore, SavesOffsetAndDeadLetters) {
       }
       co_await database.close();
     }
+    blocking.join();
+  });
+  std::filesystem::remove(path);
+}
+
+TEST(MemoryOffsetStore, KeepsJournalContract) {
+  run_test([](asio::io_context&) -> asio::awaitable<void> {
+    sluice::updates::MemoryOffsetStore store;
+    sluice::updates::MemoryOffsetStore other;
+    co_await sluice_test::check_journal_contract(store, other);
+  });
+}
+
+TEST(SqlOffsetStore, KeepsJournalContractOnSqlite) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("sluice_updates_journal_" + std::to_string(::getpid()) + ".db");
+  std::filesystem::remove(path);
+  run_test([&path](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::runtime::BlockingPool blocking(2);
+    sluice::db::DatabaseOptions options;
+    options.sqlite.blocking_pool = &blocking;
+    sluice::db::Database database(io.get_executor(), "sqlite:///" + path.string(), options);
+    sluice::updates::SqlOffsetStore store(database, "123");
+    sluice::updates::SqlOffsetStore other(database, "456");
+    co_await store.create_tables();
+    co_await sluice_test::check_journal_contract(store, other);
+    co_await database.close();
     blocking.join();
   });
   std::filesystem::remove(path);
