@@ -160,15 +160,20 @@ DatabaseUrl parse_sqlite(std::string_view rest, std::string_view url) {
     parse_query(rest.substr(question + 1), url, result);
     rest = rest.substr(0, question);
   }
-  if (rest.empty() || rest == ":memory:" || rest == "/:memory:" || rest == "/") {
+  if (rest == ":memory:" || rest == "/:memory:") {
     result.database = ":memory:";
     return result;
   }
+  constexpr std::string_view kForms =
+      "a SQLite URL is sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:";
+  // sqlite:// and sqlite:/// name no file. They are rejected rather than
+  // opened as :memory:, because each connection to :memory: is a separate
+  // database: the tables that migrate() created are missing from the next.
+  if (rest.empty() || rest == "/") {
+    throw UrlError(fmt::format("invalid database URL `{}`: the file path is empty; {}", redact_url(url), kForms));
+  }
   if (!rest.starts_with('/')) {
-    throw UrlError(fmt::format(
-        "invalid database URL `{}`: a SQLite URL is sqlite:///relative/path.db, sqlite:////absolute/path.db "
-        "or sqlite://:memory:",
-        redact_url(url)));
+    throw UrlError(fmt::format("invalid database URL `{}`: {}", redact_url(url), kForms));
   }
   result.database = percent_decode(rest.substr(1), "file path", url);
   return result;

@@ -63,6 +63,14 @@ TEST(DatabaseUrl, BadUrlsNameTheProblem) {
   expect_url_error("sqlite://relative.db", "sqlite:///relative/path.db");
 }
 
+TEST(DatabaseUrl, SqliteEmptyPathIsRejected) {
+  expect_url_error("sqlite://", "the file path is empty");
+  expect_url_error("sqlite://", "sqlite:///relative/path.db");
+  expect_url_error("sqlite:///", "the file path is empty");
+  expect_url_error("sqlite://?busy_timeout=100", "the file path is empty");
+  expect_url_error("sqlite:///?busy_timeout=100", "the file path is empty");
+}
+
 TEST(RedactUrl, HidesPasswords) {
   EXPECT_EQ(redact_url("postgresql://bot:hunter2@db:5432/x"), "postgresql://bot:***@db:5432/x");
   EXPECT_EQ(redact_url("postgresql://bot@db/x?password=hunter2&sslmode=require"),
