@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include <boost/json/parse.hpp>
 
@@ -22,6 +24,40 @@ boost::json::object const& as_object(boost::json::value const& json, std::string
     invalid(where, "must be an object");
   }
   return json.get_object();
+}
+
+// Throws for the first field of `object` that is not in `known`, so that a
+// misspelt field is an error instead of a silently used default.
+void reject_unknown_fields(boost::json::object const& object, std::string_view where,
+                           std::initializer_list<std::string_view> known) {
+  for (auto const& item : object) {
+    const std::string_view key(item.key().data(), item.key().size());
+    if (std::find(known.begin(), known.end(), key) != known.end()) {
+      continue;
+    }
+    std::string expected;
+    for (std::string_view name : known) {
+      expected += expected.empty() ? "" : ", ";
+      expected += name;
+    }
+    invalid(where, "unknown field \"" + std::string(key) + "\"; expected one of " + expected);
+  }
+}
+
+// Parses fault rules after rejecting unknown fields, because
+// fault_rules_from_json ignores the fields it does not read.
+std::vector<FaultRule> checked_fault_rules(boost::json::value const& json) {
+  if (json.is_array()) {
+    std::size_t index = 0;
+    for (auto const& rule : json.get_array()) {
+      if (rule.is_object()) {
+        reject_unknown_fields(rule.get_object(), "faults[" + std::to_string(index) + "]",
+                              {"method", "kind", "rate", "latency_ms", "status", "max_count"});
+      }
+      ++index;
+    }
+  }
+  return fault_rules_from_json(json);
 }
 
 std::optional<std::int64_t> optional_int(boost::json::object const& object, std::string_view key,
@@ -77,6 +113,7 @@ bool optional_bool(boost::json::object const& object, std::string_view key, std:
 
 RateLimit rate_from_json(boost::json::value const& json, RateLimit base, std::string_view where) {
   auto const& object = as_object(json, where);
+  reject_unknown_fields(object, where, {"count", "period_ms", "burst"});
   if (auto count = optional_number(object, "count", where)) {
     base.count = *count;
   }
@@ -106,7 +143,9 @@ ScriptedEvent event_from_json(boost::json::value const& json, std::filesystem::p
   ScriptedEvent event;
   event.at = std::chrono::milliseconds(optional_int(object, "at_ms", where).value_or(0));
   if (auto const* message = object.if_contains("message")) {
+    reject_unknown_fields(object, where, {"at_ms", "message"});
     auto const& fields = as_object(*message, where + ".message");
+    reject_unknown_fields(fields, where + ".message", {"from", "chat", "text"});
     event.kind = ScriptedEvent::Kind::message;
     event.user_id = optional_int(fields, "from", where).value_or(0);
     event.chat_id = optional_int(fields, "chat", where).value_or(0);
@@ -117,7 +156,9 @@ ScriptedEvent event_from_json(boost::json::value const& json, std::filesystem::p
     return event;
   }
   if (auto const* press = object.if_contains("callback_query")) {
+    reject_unknown_fields(object, where, {"at_ms", "callback_query"});
     auto const& fields = as_object(*press, where + ".callback_query");
+    reject_unknown_fields(fields, where + ".callback_query", {"from", "chat", "message_id", "data", "wait_ms"});
     event.kind = ScriptedEvent::Kind::callback_query;
     event.user_id = optional_int(fields, "from", where).value_or(0);
     event.chat_id = optional_int(fields, "chat", where).value_or(0);
@@ -132,11 +173,15 @@ ScriptedEvent event_from_json(boost::json::value const& json, std::filesystem::p
     return event;
   }
   if (auto const* update = object.if_contains("update")) {
+    // Only the event is checked: the Update itself is Telegram's data and
+    // is delivered as written.
+    reject_unknown_fields(object, where, {"at_ms", "update"});
     event.kind = ScriptedEvent::Kind::update;
     event.update = as_object(*update, where + ".update");
     return event;
   }
   if (auto replay = optional_string(object, "replay", where)) {
+    reject_unknown_fields(object, where, {"at_ms", "replay", "interval_ms"});
     event.kind = ScriptedEvent::Kind::replay;
     std::filesystem::path path(*replay);
     event.replay_path = path.is_absolute() ? path : base_dir / path;
@@ -151,6 +196,9 @@ ScriptedEvent event_from_json(boost::json::value const& json, std::filesystem::p
 User user_from_json(boost::json::value const& json) {
   constexpr std::string_view where = "user";
   auto const& object = as_object(json, where);
+  reject_unknown_fields(object, where,
+                        {"id", "first_name", "last_name", "username", "language_code", "is_premium", "blocked_bot",
+                         "deactivated"});
   User user;
   user.id = optional_int(object, "id", where).value_or(0);
   if (user.id <= 0) {
@@ -169,6 +217,9 @@ User user_from_json(boost::json::value const& json) {
 Chat chat_from_json(boost::json::value const& json) {
   constexpr std::string_view where = "chat";
   auto const& object = as_object(json, where);
+  reject_unknown_fields(object, where,
+                        {"id", "type", "title", "username", "is_forum", "migrated_to_chat_id", "bot_removed",
+                         "bot_is_admin"});
   Chat chat;
   chat.id = optional_int(object, "id", where).value_or(0);
   if (chat.id >= 0) {
@@ -194,6 +245,7 @@ Chat chat_from_json(boost::json::value const& json) {
 FloodOptions flood_from_json(boost::json::value const& json, FloodOptions base) {
   constexpr std::string_view where = "flood";
   auto const& object = as_object(json, where);
+  reject_unknown_fields(object, where, {"enabled", "global", "private_chat", "group", "paid_broadcast"});
   base.enabled = optional_bool(object, "enabled", where, base.enabled);
   if (auto const* value = object.if_contains("global")) {
     base.global = rate_from_json(*value, base.global, "flood.global");
@@ -223,6 +275,7 @@ boost::json::object flood_to_json(FloodOptions const& options) {
 WebhookOptions webhook_options_from_json(boost::json::value const& json, WebhookOptions base) {
   constexpr std::string_view where = "webhook";
   auto const& object = as_object(json, where);
+  reject_unknown_fields(object, where, {"retry_initial_ms", "retry_max_ms", "request_timeout_ms", "require_https"});
   if (auto value = optional_int(object, "retry_initial_ms", where)) {
     base.retry_initial = std::chrono::milliseconds(*value);
   }
@@ -242,10 +295,16 @@ WebhookOptions webhook_options_from_json(boost::json::value const& json, Webhook
 Scenario parse_scenario(boost::json::value const& json, std::filesystem::path const& base_dir) {
   constexpr std::string_view where = "scenario";
   auto const& object = as_object(json, where);
+  reject_unknown_fields(object, where,
+                        {"bot", "users", "chats", "events", "simulate", "flood", "faults", "webhook",
+                         "first_update_id"});
   Scenario scenario;
 
   if (auto const* bot = object.if_contains("bot")) {
     auto const& fields = as_object(*bot, "bot");
+    reject_unknown_fields(fields, "bot",
+                          {"token", "first_name", "username", "can_join_groups", "can_read_all_group_messages",
+                           "supports_inline_queries"});
     BotIdentity identity;
     identity.token = optional_string(fields, "token", "bot").value_or(identity.token);
     identity.first_name = optional_string(fields, "first_name", "bot").value_or(identity.first_name);
@@ -288,6 +347,9 @@ Scenario parse_scenario(boost::json::value const& json, std::filesystem::path co
   }
   if (auto const* simulate = object.if_contains("simulate")) {
     auto const& fields = as_object(*simulate, "simulate");
+    reject_unknown_fields(fields, "simulate",
+                          {"users", "messages_per_user", "rate_per_second", "blocked_fraction", "first_user_id",
+                           "seed", "start_at_ms"});
     SimulateSpec spec;
     spec.users = optional_int(fields, "users", "simulate").value_or(0);
     if (auto const* texts = fields.if_contains("messages_per_user")) {
@@ -316,7 +378,7 @@ Scenario parse_scenario(boost::json::value const& json, std::filesystem::path co
     scenario.flood = flood_from_json(*flood, FloodOptions{});
   }
   if (auto const* faults = object.if_contains("faults")) {
-    scenario.faults = fault_rules_from_json(*faults);
+    scenario.faults = checked_fault_rules(*faults);
   }
   if (auto const* webhook = object.if_contains("webhook")) {
     scenario.webhook = webhook_options_from_json(*webhook, WebhookOptions{});
@@ -349,7 +411,12 @@ boost::json::value parse_file(std::filesystem::path const& path) {
 }  // namespace
 
 Scenario load_scenario(std::filesystem::path const& file) {
-  return parse_scenario(parse_file(file), file.parent_path());
+  auto json = parse_file(file);
+  try {
+    return parse_scenario(json, file.parent_path());
+  } catch (std::invalid_argument const& error) {
+    throw std::invalid_argument(file.string() + ": " + error.what());
+  }
 }
 
 void apply_scenario_options(Scenario const& scenario, EngineOptions& options) {
@@ -428,7 +495,7 @@ void Engine::apply_config(boost::json::object const& config) {
     if (key == "flood") {
       flood = flood_from_json(value, flood_.options());
     } else if (key == "faults") {
-      faults = fault_rules_from_json(value);
+      faults = checked_fault_rules(value);
     } else if (key == "webhook") {
       webhook = webhook_options_from_json(value, options_.webhook);
     } else if (key == "users") {

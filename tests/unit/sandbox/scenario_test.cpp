@@ -3,6 +3,8 @@
 #include <sluice/sandbox/scenario.hpp>
 
 #include <filesystem>
+#include <fstream>
+#include <stdexcept>
 #include <string>
 
 #include <boost/json/parse.hpp>
@@ -150,6 +152,77 @@ TEST(Scenario, RejectsBadFields) {
   EXPECT_THROW(parse_scenario(boost::json::parse(R"({"bot": {"token": "abc"}})"), "."), std::invalid_argument);
   EXPECT_THROW(parse_scenario(boost::json::parse(R"({"simulate": {"blocked_fraction": 2}})"), "."),
                std::invalid_argument);
+}
+
+// Returns the message of the std::invalid_argument that parse_scenario
+// throws for `text`, or "" when it throws nothing.
+std::string parse_error(const char* text) {
+  try {
+    parse_scenario(boost::json::parse(text), ".");
+  } catch (std::invalid_argument const& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(Scenario, RejectsUnknownFields) {
+  EXPECT_EQ(parse_error(R"({"user": []})"),
+            "scenario: unknown field \"user\"; expected one of bot, users, chats, events, simulate, flood, faults, "
+            "webhook, first_update_id");
+  EXPECT_NE(parse_error(R"({"bot": {"token": "1:A", "name": "x"}})").find("bot: unknown field \"name\""),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"users": [{"id": 1, "firstname": "A"}]})").find("user: unknown field \"firstname\""),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"chats": [{"id": -1, "type": "group", "tilte": "T"}]})")
+                .find("chat: unknown field \"tilte\""),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"events": [{"at": 5, "message": {"from": 1}}]})").find("events[0]: unknown field \"at\""),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"events": [{"message": {"from": 1, "txt": "hi"}}]})")
+                .find("events[0].message: unknown field \"txt\""),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"events": [{"callback_query": {"from": 1, "wait": 5}}]})")
+                .find("events[0].callback_query: unknown field \"wait\""),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"simulate": {"user": 5}})").find("simulate: unknown field \"user\""), std::string::npos);
+  EXPECT_NE(parse_error(R"({"flood": {"global": {"count": 1, "period": 1000}}})")
+                .find("flood.global: unknown field \"period\""),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"flood": {"globl": {}}})").find("flood: unknown field \"globl\""), std::string::npos);
+  EXPECT_NE(parse_error(R"({"webhook": {"retry_ms": 1}})").find("webhook: unknown field \"retry_ms\""),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"faults": [{"kind": "latency", "latency": 5}]})").find("faults[0]: unknown field \"latency\""),
+            std::string::npos);
+}
+
+TEST(Scenario, KeepsUnknownFieldsOfUpdates) {
+  auto scenario = parse_scenario(boost::json::parse(R"({"events": [{"at_ms": 1, "update": {"message": {
+    "message_id": 1, "date": 1, "chat": {"id": 3, "type": "private"}, "field_from_the_future": true}}}]})"),
+                                 ".");
+  ASSERT_EQ(scenario.events.size(), 1u);
+  EXPECT_TRUE(scenario.events[0].update.at("message").as_object().contains("field_from_the_future"));
+}
+
+TEST(Scenario, LoadErrorNamesTheFile) {
+  const auto file = std::filesystem::temp_directory_path() / "sluice_scenario_unknown_field.json";
+  {
+    std::ofstream out(file);
+    out << R"({"users": [], "colour": "blue"})";
+  }
+  std::string message;
+  try {
+    load_scenario(file);
+  } catch (std::invalid_argument const& error) {
+    message = error.what();
+  }
+  std::filesystem::remove(file);
+  EXPECT_NE(message.find(file.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("unknown field \"colour\""), std::string::npos) << message;
+}
+
+TEST(Scenario, DemoFileLoads) {
+  auto scenario = load_scenario(std::filesystem::path(SLUICE_SANDBOX_SCENARIO_DIR) / "demo.json");
+  EXPECT_TRUE(scenario.simulate.has_value());
 }
 
 TEST(Scenario, ExampleFileLoads) {
