@@ -172,9 +172,9 @@ int main(int argc, char** argv) {
       throw po::error("missing bot token: pass --token or set BOT_TOKEN");
     }
     // 1000 messages/s is Telegram's highest rate (paid broadcast). More than
-    // 1024 handlers cannot run, because the bot holds at most 1024 updates
-    // (BotOptions::max_pending_updates). The other upper limits are sanity
-    // bounds that catch typos.
+    // 1024 handlers cannot run, because the bot keeps at most 1024 updates
+    // pending (BotOptions::max_pending_updates). The other upper limits are
+    // sanity bounds that catch typos.
     config.global_rate = checked_range<std::uint32_t>("global-rate", global_rate, 1, 1000);
     config.broadcast_concurrency = checked_range<std::size_t>("broadcast-concurrency", broadcast_concurrency, 1, 1000);
     config.progress_interval =

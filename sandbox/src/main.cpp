@@ -136,13 +136,14 @@ int main(int argc, char** argv) {
       return 0;
     }
     po::notify(values);
-    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
     options.port = checked_range<std::uint16_t>("port", port, 0, std::numeric_limits<std::uint16_t>::max());
-    options.engine.max_recorded_calls = checked_range<std::size_t>("max-recorded-calls", max_recorded_calls, 0, kMax);
+    options.engine.max_recorded_calls =
+        checked_range<std::size_t>("max-recorded-calls", max_recorded_calls, 0, kInt64Max);
     options.engine.max_messages_per_chat =
-        checked_range<std::size_t>("max-messages-per-chat", max_messages_per_chat, 1, kMax);
-    options.engine.first_update_id = checked_range<std::int64_t>("first-update-id", first_update_id, 1, kMax);
-    options.engine.seed = checked_range<std::uint64_t>("seed", seed, 0, kMax);
+        checked_range<std::size_t>("max-messages-per-chat", max_messages_per_chat, 1, kInt64Max);
+    options.engine.first_update_id = checked_range<std::int64_t>("first-update-id", first_update_id, 1, kInt64Max);
+    options.engine.seed = checked_range<std::uint64_t>("seed", seed, 0, kInt64Max);
     const auto level = sluice::runtime::parse_log_level(log_level);
     if (!level) {
       throw po::error(fmt::format("invalid value '{}' for --log-level: expected one of {}", log_level,

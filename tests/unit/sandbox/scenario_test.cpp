@@ -191,7 +191,8 @@ TEST(Scenario, RejectsUnknownFields) {
   EXPECT_NE(parse_error(R"({"flood": {"globl": {}}})").find("flood: unknown field \"globl\""), std::string::npos);
   EXPECT_NE(parse_error(R"({"webhook": {"retry_ms": 1}})").find("webhook: unknown field \"retry_ms\""),
             std::string::npos);
-  EXPECT_NE(parse_error(R"({"faults": [{"kind": "latency", "latency": 5}]})").find("faults[0]: unknown field \"latency\""),
+  EXPECT_NE(parse_error(R"({"faults": [{"kind": "latency", "latency": 5}]})")
+                .find("faults[0]: unknown field \"latency\""),
             std::string::npos);
 }
 
