@@ -2,16 +2,23 @@
 // with a greeting.
 //
 //   echo_bot --token 123:ABC [--api-url https://api.telegram.org] [--flood-control off]
+//            [--journal sqlite:///echo.db] [--max-in-flight 32]
 //   BOT_TOKEN=123:ABC SLUICE_API_URL=http://127.0.0.1:8081 echo_bot
 //
 // --flood-control off turns off the client's flood control, which keeps
 // sends within Telegram's limits. Use it only against a server without
 // them, such as sluice-sandbox --no-flood-limits in benchmarks.
 //
+// --journal URL stores each batch of updates in a database (an sqlite:///
+// or postgresql:// URL) and confirms it to Telegram once stored, so the
+// next batch is fetched while this one is handled. A restart handles what
+// the journal still contains.
+//
 // Without a token it starts an in-process sluice sandbox on 127.0.0.1,
 // sends the bot a few messages from simulated users, checks the echoes,
 // prints one line and exits (0 when every echo arrived in order).
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -28,7 +35,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include <sluice/db/database.hpp>
 #include <sluice/dispatch/bot.hpp>
+#include <sluice/runtime/blocking_pool.hpp>
 #include <sluice/runtime/shutdown.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/sandbox/sandbox.hpp>
@@ -61,16 +70,24 @@ struct Flags {
   std::string token;
   std::string api_url;
   bool flood_control = true;
+  std::string journal;
+  std::size_t max_in_flight = 32;
   bool help = false;
 };
 
 constexpr std::string_view kUsage =
-    "usage: echo_bot [--token TOKEN] [--api-url URL] [--flood-control on|off]\n"
+    "usage: echo_bot [--token TOKEN] [--api-url URL] [--flood-control on|off] [--journal URL]\n"
+    "                [--max-in-flight N]\n"
     "  --token TOKEN          bot token (or BOT_TOKEN); without one, runs a self-check\n"
     "                         against an in-process sandbox and exits\n"
     "  --api-url URL          Bot API root (or SLUICE_API_URL); default https://api.telegram.org\n"
     "  --flood-control on|off client-side flood control (default on); off only against a\n"
     "                         server without flood limits\n"
+    "  --journal URL          keep received updates in a journal in this database\n"
+    "                         (sqlite:///path or postgresql://...) and confirm them once\n"
+    "                         stored; default none (confirm once handled)\n"
+    "  --max-in-flight N      Bot API requests at once and HTTP connections, 1 to 1024\n"
+    "                         (default 32)\n"
     "Each option can also be written as --name=VALUE.\n";
 
 // Reads --name VALUE or --name=VALUE pairs; throws std::invalid_argument
@@ -91,9 +108,12 @@ Flags read_flags(int argc, char** argv) {
     }
     const std::size_t equals = argument.find('=');
     const std::string_view name = argument.substr(0, equals);
-    if (name != "--token" && name != "--api-url" && name != "--flood-control") {
+    if (name != "--token" && name != "--api-url" && name != "--flood-control" && name != "--journal" &&
+        name != "--max-in-flight") {
       throw std::invalid_argument(fmt::format(
-          "unknown option {}; the options are --token TOKEN, --api-url URL and --flood-control on|off", name));
+          "unknown option {}; the options are --token TOKEN, --api-url URL, --flood-control on|off, "
+          "--journal URL and --max-in-flight N",
+          name));
     }
     std::string_view value;
     if (equals != std::string_view::npos) {
@@ -107,6 +127,22 @@ Flags read_flags(int argc, char** argv) {
       flags.token = value;
     } else if (name == "--api-url") {
       flags.api_url = value;
+    } else if (name == "--max-in-flight") {
+      std::size_t count = 0;
+      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), count);
+      if (error != std::errc{} || end != value.data() + value.size() || count < 1 || count > 1024) {
+        throw std::invalid_argument(
+            fmt::format("invalid value '{}' for --max-in-flight: expected an integer from 1 to 1024", value));
+      }
+      flags.max_in_flight = count;
+    } else if (name == "--journal") {
+      // Parsing the URL here makes a malformed one a usage error.
+      try {
+        sluice::db::DatabaseUrl::parse(value);
+      } catch (const sluice::db::UrlError& error) {
+        throw std::invalid_argument(fmt::format("invalid value for --journal: {}", error.what()));
+      }
+      flags.journal = value;
     } else {
       if (value != "on" && value != "off") {
         throw std::invalid_argument(fmt::format("invalid value '{}' for --flood-control: expected on or off", value));
@@ -127,10 +163,42 @@ asio::awaitable<void> run_real(Flags flags) {
     options.api.base_url = flags.api_url;
   }
   options.api.flood.enabled = flags.flood_control;
-  Bot bot(executor, std::move(options), router);
-  sluice::runtime::ShutdownSignals signals(executor, [&bot](int) { bot.stop(); });
-  co_await bot.run_polling();
-  signals.cancel();
+  options.api.max_in_flight = flags.max_in_flight;
+  options.api.http.max_connections_per_host = flags.max_in_flight;
+
+  // SQLite runs its calls on this pool; it is unused with PostgreSQL.
+  sluice::runtime::BlockingPool blocking(1, "journal");
+  std::optional<sluice::db::Database> database;
+  std::optional<sluice::updates::SqlOffsetStore> store;
+  if (!flags.journal.empty()) {
+    sluice::db::DatabaseOptions database_options;
+    database_options.sqlite.blocking_pool = &blocking;
+    database.emplace(executor, flags.journal, database_options);
+    // The store keys its rows by the bot id, the token's part before ':'.
+    store.emplace(*database, flags.token.substr(0, flags.token.find(':')));
+    co_await store->create_tables();
+    options.offset_store = &*store;
+    options.polling.journal = true;
+  }
+
+  std::exception_ptr error;
+  {
+    Bot bot(executor, std::move(options), router);
+    sluice::runtime::ShutdownSignals signals(executor, [&bot](int) { bot.stop(); });
+    try {
+      co_await bot.run_polling();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    signals.cancel();
+  }
+  if (database) {
+    co_await database->close();
+  }
+  blocking.join();
+  if (error) {
+    std::rethrow_exception(error);
+  }
 }
 
 asio::awaitable<void> run_bot(Bot& bot, std::shared_ptr<std::exception_ptr> error) {

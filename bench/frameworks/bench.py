@@ -29,9 +29,12 @@ BOT_CPU = "1"
 
 
 def bot_commands(echo_bot):
-    """Return {name: argv} of the bots; each reads BOT_TOKEN and its API root variable."""
+    """Return {name: argv} of the bots; each reads BOT_TOKEN and its API root variable.
+    JOURNAL in an argument becomes a new SQLite file for each run."""
     return {
-        "sluice": [echo_bot, "--flood-control", "off"],
+        "sluice": [echo_bot, "--flood-control", "off", "--max-in-flight", "256"],
+        "sluice+journal": [echo_bot, "--flood-control", "off", "--max-in-flight", "256",
+                           "--journal", "sqlite:///JOURNAL"],
         "grammY+runner": ["node", os.path.join(HERE, "grammy_bot.js")],
         "Telegraf": ["node", os.path.join(HERE, "telegraf_bot.js")],
         "PTB 13": ["/usr/bin/python3", os.path.join(HERE, "ptb_bot.py")],
@@ -132,6 +135,8 @@ def run_once(args, name, argv, latency_ms, scenario, log_dir, index):
         bot_log = open(os.path.join(log_dir, f"bot-{tag}.log"), "w")
         condition = urllib.parse.quote(f"calls.sendMessage>={total}")
         started = time.monotonic()
+        journal = os.path.join(log_dir, f"journal-{tag}.db")
+        argv = [arg.replace("JOURNAL", journal) for arg in argv]
         bot = subprocess.Popen(["taskset", "-c", BOT_CPU] + argv, env=env,
                                stdout=bot_log, stderr=subprocess.STDOUT)
         met = False

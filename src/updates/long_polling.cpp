@@ -12,6 +12,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -171,7 +172,8 @@ class LongPoller::Impl {
   boost::asio::awaitable<bool> accept(boost::json::value& json);
   boost::asio::awaitable<void> take(boost::json::value& json, std::optional<std::int64_t> update_id);
   boost::asio::awaitable<void> poll_journaled();
-  boost::asio::awaitable<void> poll_once_journaled();
+  boost::asio::awaitable<std::vector<boost::json::value*>> store_batch(RawUpdates& batch);
+  boost::asio::awaitable<void> take_all(std::vector<boost::json::value*> fresh);
   boost::asio::awaitable<void> remove_handled();
   boost::asio::awaitable<void> flush_removals();
   void done_with(std::int64_t update_id);
@@ -418,23 +420,38 @@ boost::asio::awaitable<void> LongPoller::Impl::poll_journaled() {
     }
     co_await take(json, entry.update_id);
   }
+  using namespace boost::asio::experimental::awaitable_operators;
+  std::optional<RawUpdates> batch = co_await fetch_batch(next_offset());
   while (!stopping_ && !cancelled()) {
-    co_await poll_once_journaled();
+    std::optional<RawUpdates> current = std::move(batch);
+    batch.reset();
+    if (!current) {
+      batch = co_await fetch_batch(next_offset());
+      continue;
+    }
+    std::vector<boost::json::value*> fresh = co_await store_batch(*current);
+    if (fresh.empty()) {
+      batch = co_await fetch_batch(next_offset());
+      continue;
+    }
+    // The batch is stored, so the next getUpdates may confirm it while the
+    // sink takes it. The fetch goes first so that its request is sent
+    // before the sink starts the handlers.
+    auto fetching = fetch_batch(next_offset());
+    auto taking = take_all(std::move(fresh));
+    batch = co_await (std::move(fetching) && std::move(taking));
   }
 }
 
-// Runs one getUpdates, stores the new updates and the offset past them in
-// the journal, then hands the updates to the sink.
-boost::asio::awaitable<void> LongPoller::Impl::poll_once_journaled() {
-  std::optional<RawUpdates> batch = co_await fetch_batch(next_offset());
-  if (!batch) {
-    co_return;
-  }
+// Stores the new updates of `batch` and the offset past them in the
+// journal. Returns them, in batch order; an update without an update_id
+// becomes a dead letter at once.
+boost::asio::awaitable<std::vector<boost::json::value*>> LongPoller::Impl::store_batch(RawUpdates& batch) {
   std::vector<JournalEntry> entries;
   std::vector<boost::json::value*> fresh;
-  entries.reserve(batch->items.size());
-  fresh.reserve(batch->items.size());
-  for (boost::json::value& item : batch->items) {
+  entries.reserve(batch.items.size());
+  fresh.reserve(batch.items.size());
+  for (boost::json::value& item : batch.items) {
     const std::optional<std::int64_t> update_id = read_update_id(item);
     if (!update_id) {
       // Without an update_id it cannot be journaled or confirmed.
@@ -451,14 +468,21 @@ boost::asio::awaitable<void> LongPoller::Impl::poll_once_journaled() {
     fresh.push_back(&item);
   }
 
-  if (entries.empty()) {
-    co_return;
+  if (!entries.empty()) {
+    const std::int64_t offset = *next_offset();
+    co_await store_.journal_append(std::move(entries), offset);
+    saved_offset_ = offset;
   }
-  const std::int64_t offset = *next_offset();
-  co_await store_.journal_append(std::move(entries), offset);
-  saved_offset_ = offset;
+  co_return fresh;
+}
 
+// Hands stored updates to the sink in order. The batch they point into
+// must outlive the call.
+boost::asio::awaitable<void> LongPoller::Impl::take_all(std::vector<boost::json::value*> fresh) {
   for (boost::json::value* item : fresh) {
+    // Yielding to the loop before each update lets the concurrent
+    // getUpdates send its request instead of waiting for the whole batch.
+    co_await boost::asio::post(api_.get_executor(), boost::asio::use_awaitable);
     if (stopping_) {
       // Updates not taken stay in the journal for the next run.
       break;

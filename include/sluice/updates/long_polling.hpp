@@ -86,14 +86,15 @@ struct LongPollingStats {
 /// first). When a batch contains nothing new, the poller waits until the
 /// watermark moves before it polls again, so it never spins. NOTE:
 /// getUpdates returns at most `limit` updates from the watermark, so the
-/// updates in progress span at most 100 update_ids past the oldest
-/// unhandled one; a handler that runs long holds back fetching beyond that
-/// window.
+/// updates in progress span at most `limit` update_ids past the oldest
+/// unhandled one, and a handler that runs long holds back fetching beyond
+/// that window. The journal below removes this limit.
 ///
 /// With LongPollingOptions::journal, the offset passed to getUpdates moves
 /// past every update once the batch and the new offset are stored in the
-/// journal in one step. The poller then polls again at once, so the sink's
-/// capacity is the only limit on updates in progress. An entry leaves
+/// journal in one step. The next getUpdates then runs while the sink takes
+/// the stored batch, so the sink's capacity is the only limit on updates
+/// in progress. An entry leaves
 /// the journal soon after its update is handled. At start the poller hands
 /// the sink every update left in the journal, lowest update_id first,
 /// before it polls. After a crash, the updates handled but not yet removed

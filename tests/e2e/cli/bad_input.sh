@@ -79,6 +79,9 @@ expect 2 "unknown option --bogus" "$echo_bot" --bogus
 expect 2 "unknown option --bogus" "$echo_bot" --bogus=1
 expect 2 "missing value for --token" "$echo_bot" --token
 expect 2 "invalid value 'maybe' for --flood-control" "$echo_bot" --flood-control=maybe
+expect 2 "invalid value '0' for --max-in-flight" "$echo_bot" --max-in-flight 0
+expect 2 "invalid value '-1' for --max-in-flight" "$echo_bot" --max-in-flight=-1
+expect 2 "invalid value for --journal" "$echo_bot" --journal mysql://x
 expect 2 "unknown option --bogus" "$signup_bot" --bogus
 expect 2 "expected at most one argument" "$signup_bot" a.db b.db
 

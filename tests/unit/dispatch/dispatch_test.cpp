@@ -403,8 +403,9 @@ asio::awaitable<void> reply_in_order(Context& ctx) {
   co_await ctx.api().send_message(std::move(request));
 }
 
-TEST(Bot, KeepsPerChatOrderAcrossThousandChats) {
-  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+// Checks per-chat order over 1,000 chats, with the journal or without.
+void check_per_chat_order(bool journal) {
+  run_test([journal](asio::io_context& io) -> asio::awaitable<void> {
     constexpr int kChats = 1000;
     constexpr int kMessagesPerChat = 3;
     sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(kChats));
@@ -426,10 +427,13 @@ TEST(Bot, KeepsPerChatOrderAcrossThousandChats) {
       co_await sleep_for(std::chrono::milliseconds(number % 2));
       co_await reply_in_order(ctx);
     });
+    sluice::updates::MemoryOffsetStore store;
     BotOptions options = bot_options(sandbox);
     options.max_concurrent_updates = 256;
     options.api.max_in_flight = 64;
     options.api.http.max_connections_per_host = 64;
+    options.offset_store = &store;
+    options.polling.journal = journal;
     Bot bot(io.get_executor(), std::move(options), router);
     sluice::runtime::TaskSet runner(io.get_executor(), "test");
     auto error = std::make_shared<std::exception_ptr>();
@@ -452,9 +456,14 @@ TEST(Bot, KeepsPerChatOrderAcrossThousandChats) {
     EXPECT_LE(bot.dispatcher().stats().max_running, 256u);
     EXPECT_EQ(bot.dispatcher().stats().active_keys, 0u);
     EXPECT_EQ(bot.dispatcher().stats().handled_total, static_cast<std::uint64_t>(kChats * kMessagesPerChat));
+    EXPECT_TRUE(store.journal().empty());
     co_await sandbox.stop();
   });
 }
+
+TEST(Bot, KeepsPerChatOrderAcrossThousandChats) { check_per_chat_order(false); }
+
+TEST(Bot, JournalKeepsPerChatOrder) { check_per_chat_order(true); }
 
 TEST(Bot, SlowChatDoesNotDelayOthers) {
   run_test([](asio::io_context& io) -> asio::awaitable<void> {
@@ -536,8 +545,10 @@ TEST(Bot, ThrowingHandlerDoesNotStopOthers) {
   });
 }
 
-TEST(Bot, MalformedUpdateBecomesDeadLetter) {
-  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+// Checks that a malformed update becomes a dead letter between two good
+// ones, with the journal or without.
+void check_dead_letter(bool journal) {
+  run_test([journal](asio::io_context& io) -> asio::awaitable<void> {
     sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(1));
     co_await sandbox.start();
 
@@ -550,6 +561,7 @@ TEST(Bot, MalformedUpdateBecomesDeadLetter) {
     sluice::updates::MemoryOffsetStore store;
     BotOptions options = bot_options(sandbox);
     options.offset_store = &store;
+    options.polling.journal = journal;
     Bot bot(io.get_executor(), std::move(options), router);
     sluice::runtime::TaskSet runner(io.get_executor(), "test");
     auto error = std::make_shared<std::exception_ptr>();
@@ -577,9 +589,14 @@ TEST(Bot, MalformedUpdateBecomesDeadLetter) {
       EXPECT_NE(store.dead_letters()[0].error.find("chat.id"), std::string::npos);
       EXPECT_EQ(store.offset(), *bad_id + 2);
     }
+    EXPECT_TRUE(store.journal().empty());
     co_await sandbox.stop();
   });
 }
+
+TEST(Bot, MalformedUpdateBecomesDeadLetter) { check_dead_letter(false); }
+
+TEST(Bot, JournalKeepsDeadLetters) { check_dead_letter(true); }
 
 TEST(Bot, PendingBacklogRespectsConcurrencyLimit) {
   // 20,000 updates take about a minute under ASan on a loaded 2-core machine.
