@@ -1,9 +1,14 @@
 """Helpers shared by the scripts that run sluice programs as processes:
 scripts/demo.sh and the benchmarks in bench/. Standard library only."""
 
+import json
 import os
 import re
+import signal
+import subprocess
 import time
+import urllib.error
+import urllib.request
 
 
 def read_text(path):
@@ -44,3 +49,34 @@ def peak_rss_kib(pid):
     if match is None:
         raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
     return int(match.group(1))
+
+
+def http(method, url, body=None, timeout=30.0):
+    """Sends a JSON request and returns (status, parsed JSON reply); an HTTP
+    error status is returned, not raised."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def sandbox_url(log_path):
+    """Returns the base URL a sluice-sandbox printed to its log, or None."""
+    match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", read_text(log_path))
+    return match.group(1) if match else None
+
+
+def stop_process(process, grace=5.0):
+    """Sends SIGTERM, then SIGKILL after `grace` seconds, and waits."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

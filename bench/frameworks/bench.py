@@ -6,20 +6,16 @@ run, and every run stops at the time limit.
 import argparse
 import json
 import os
-import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
-from harness import cpu_seconds, peak_rss_kib  # noqa: E402
+from harness import cpu_seconds, http, peak_rss_kib, sandbox_url, stop_process  # noqa: E402
 TOKEN = "123456789:AAHsandboxTokenForLocalTests000000"
 FIRST_USER_ID = 100000001
 PUSH_BATCH = 1000  # messages per POST /sandbox/messages
@@ -41,17 +37,6 @@ def bot_commands(echo_bot):
     }
 
 
-def http(method, url, body=None, timeout=30.0):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
 def write_scenario(directory, users):
     path = os.path.join(directory, "scenario.json")
     scenario = {"users": [{"id": FIRST_USER_ID + i, "first_name": f"User{i}"} for i in range(users)]}
@@ -69,10 +54,9 @@ def start_sandbox(binary, scenario, log_path):
         stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with open(log_path) as file:
-            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", file.read())
-        if match:
-            return process, match.group(1)
+        base = sandbox_url(log_path)
+        if base:
+            return process, base
         if process.poll() is not None:
             break
         time.sleep(0.05)
@@ -105,17 +89,6 @@ def set_latency(base, latency_ms):
     status, reply = http("POST", f"{base}/sandbox/config", {"faults": [rule]})
     if status != 200:
         raise RuntimeError(f"POST /sandbox/config failed: {status} {reply}")
-
-
-def stop_process(process, grace=5.0):
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def run_once(args, name, argv, latency_ms, scenario, log_dir, index):

@@ -4,6 +4,7 @@
 #
 #   bench/frameworks/run.sh                      # 1,000 users x 20 messages, 3 runs
 #   USERS=1000 MESSAGES=5 TIME_LIMIT=60 bench/frameworks/run.sh
+#   LATENCIES=20 BOTS=sluice,sluice+journal bench/frameworks/run.sh   # a subset
 #
 # Method (bench.py does the work):
 # - Each run starts a fresh sandbox (taskset CPU 0, --no-flood-limits,
@@ -27,7 +28,11 @@
 #
 # Bots: examples/echo_bot.cpp (sluice, with --flood-control off: the sandbox
 # runs without flood limits and the other frameworks have no client-side
-# limit by default), grammy_bot.js,
+# limit by default; and --max-in-flight 256, since the default of 32
+# requests at once caps replies at 1,600/s at 20 ms per call, while the
+# other frameworks open as many connections as they have requests), the
+# same with --journal on a new SQLite file per run (sluice+journal),
+# grammy_bot.js,
 # telegraf_bot.js and ptb_bot.py beside this script, each with its
 # framework's defaults.
 #
@@ -67,4 +72,4 @@ exec /usr/bin/python3 "$here/bench.py" \
   --sandbox "$sandbox" --echo-bot "$echo_bot" \
   --users "${USERS:-1000}" --messages "${MESSAGES:-20}" --runs "${RUNS:-3}" \
   --latencies "${LATENCIES:-0,20}" --time-limit "${TIME_LIMIT:-120}" \
-  --json "${RESULTS_JSON:-$here/results/last.json}"
+  --bots "${BOTS:-}" --json "${RESULTS_JSON:-$here/results/last.json}"
