@@ -15,6 +15,14 @@
 #   SLUICE_DEMO_POLLING    1 runs the bot with long polling instead of a webhook
 #   SLUICE_DEMO_CRASH      1 kills the bot (SIGKILL) during the broadcast and
 #                          restarts it; checks that nobody is missed
+#   SLUICE_DEMO_DB         postgresql:// URL of a server. The bot runs on a
+#                          fresh database sluice_demo_<pid> there instead of
+#                          SQLite. psql creates it and drops it at the end, so
+#                          the URL's user needs CREATEDB.
+#   SLUICE_DEMO_REDIS      redis:// URL of the Redis where the bot takes its
+#                          broadcast lock, the key newsletter:broadcast:lock.
+#                          The key must be missing at the start, and a check
+#                          fails when it is left at the end.
 set -euo pipefail
 build="${1:-build}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,7 +69,10 @@ START_TIMEOUT = 15
 SIMULATION_TIMEOUT = 150
 BROADCAST_TIMEOUT = 120
 STOP_TIMEOUT = 20
+CLIENT_TIMEOUT = 30  # a single psql or redis-cli call
 ADMIN_ID = 100000001
+# The Redis key of newsletter's broadcast lock (examples/newsletter/newsletter.cpp).
+REDIS_LOCK_KEY = "newsletter:broadcast:lock"
 
 work = tempfile.mkdtemp(prefix="sluice-demo.")
 scenario_path = os.path.join(root, "sandbox", "scenarios", "demo.json")
@@ -83,6 +94,68 @@ paid_limit = scenario["flood"]["paid_broadcast"]["count"] * 1000.0 / scenario["f
 global_limit = scenario["flood"]["global"]["count"] * 1000.0 / scenario["flood"]["global"]["period_ms"]
 token = scenario["bot"]["token"]
 processes = []
+# SLUICE_DEMO_DB names a PostgreSQL server where the run creates its own
+# database, and SLUICE_DEMO_REDIS the Redis of the broadcast lock.
+server_url = os.environ.get("SLUICE_DEMO_DB", "")
+redis_url = os.environ.get("SLUICE_DEMO_REDIS", "")
+if server_url and not server_url.startswith(("postgresql://", "postgres://")):
+    sys.exit(f"demo: SLUICE_DEMO_DB must be a postgresql:// URL, not {server_url!r}")
+if redis_url and not redis_url.startswith(("redis://", "rediss://")):
+    sys.exit(f"demo: SLUICE_DEMO_REDIS must be a redis:// URL, not {redis_url!r}")
+for client, needed in (("psql", server_url), ("redis-cli", redis_url)):
+    if needed and shutil.which(client) is None:
+        sys.exit(f"demo: {client} is missing; install it (apt-get install postgresql-client redis-tools)")
+created_database = ""
+redis_lock_checked = False
+
+
+def redact(url):
+    """Returns `url` with its password replaced by ***."""
+    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
+
+
+def with_database(url, name):
+    """Returns the PostgreSQL `url` with its database replaced by `name`."""
+    parts = urllib.parse.urlsplit(url)
+    query = [(key, value) for key, value in urllib.parse.parse_qsl(parts.query) if key != "dbname"]
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name, query=urllib.parse.urlencode(query)))
+
+
+def run_client(command, url):
+    """Runs psql or redis-cli and returns its output lines. Raises RuntimeError when it fails."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=CLIENT_TIMEOUT,
+                            env=dict(os.environ, PGCONNECT_TIMEOUT="10"))
+    if result.returncode != 0:
+        command_text = " ".join(redact(part) for part in command)
+        raise RuntimeError(f"`{command_text}` failed with status {result.returncode} on {redact(url)}: "
+                           f"{(result.stderr or result.stdout).strip()}")
+    return result.stdout.splitlines()
+
+
+def run_psql(url, sql):
+    return run_client(["psql", "--no-psqlrc", "--quiet", "--no-align", "--tuples-only",
+                       "--set", "ON_ERROR_STOP=1", "--dbname", url, "--command", sql], url)
+
+
+def run_redis_integer(*arguments):
+    """Sends a command whose reply is an integer to SLUICE_DEMO_REDIS and returns the reply."""
+    reply = run_client(["redis-cli", "-u", redis_url, "--raw", *arguments], redis_url)
+    # redis-cli 7.0 exits with 0 after an error reply, so the reply itself is checked.
+    if len(reply) != 1 or not reply[0].isdigit():
+        raise RuntimeError(f"invalid reply to `{' '.join(arguments)}` from {redact(redis_url)}: {reply}")
+    return int(reply[0])
+
+
+def redis_lock_exists():
+    return run_redis_integer("EXISTS", REDIS_LOCK_KEY) == 1
+
+
+def query_column(sql):
+    """Runs `sql` on the bot's database and returns its first column as strings."""
+    if not server_url:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+            return [str(row[0]) for row in connection.execute(sql)]
+    return run_psql(database_url, sql)
 
 
 def stop_all():
@@ -116,17 +189,37 @@ try:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         webhook_port = probe.getsockname()[1]
-    database = os.path.join(work, "newsletter.db")
+    if server_url:
+        # Named after this process, so parallel runs on one server do not
+        # collide. A database left by a killed run with the same process id is replaced.
+        created_database = f"sluice_demo_{os.getpid()}"
+        run_psql(server_url, f"DROP DATABASE IF EXISTS {created_database} WITH (FORCE)")
+        run_psql(server_url, f"CREATE DATABASE {created_database}")
+        database_url = with_database(server_url, created_database)
+        storage = f"PostgreSQL database {created_database}"
+    else:
+        database = os.path.join(work, "newsletter.db")
+        database_url = "sqlite:///" + database
+        storage = "SQLite"
+    if redis_url:
+        if redis_lock_exists():
+            raise RuntimeError(f"the key {REDIS_LOCK_KEY} exists in {redact(redis_url)}, so the broadcast "
+                               f"would be rejected; another bot holds it, or delete it with "
+                               f"`redis-cli -u URL DEL {REDIS_LOCK_KEY}`")
+        redis_lock_checked = True
+        storage += ", Redis broadcast lock"
     bot_log = os.path.join(work, "newsletter.log")
     environment = dict(os.environ, BOT_TOKEN=token)
     started = time.monotonic()
-    bot_command = [bot_program, "--api-url", base_url, "--db", "sqlite:///" + database,
+    bot_command = [bot_program, "--api-url", base_url, "--db", database_url,
                    "--admins", str(ADMIN_ID), "--paid-broadcast", "--global-rate", str(int(global_limit)),
                    "--progress-interval", "2", "--webhook-port", str(webhook_port),
                    "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhook",
                    "--webhook-secret", "sluice-demo-secret"]
     if os.environ.get("SLUICE_DEMO_POLLING") == "1":
         bot_command = bot_command[:bot_command.index("--webhook-port")]
+    if redis_url:
+        bot_command += ["--redis", redis_url]
     bot = subprocess.Popen(bot_command, env=environment, stdout=open(bot_log, "w"), stderr=subprocess.STDOUT)
     processes.append(bot)
 
@@ -144,9 +237,8 @@ try:
     wait_until("the simulated users", SIMULATION_TIMEOUT, simulation_done, interval=0.5)
     simulation_seconds = time.monotonic() - started
 
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
-        recipient_ids = {row[0] for row in connection.execute(
-            "SELECT chat_id FROM subscribers WHERE subscribed = 1 AND active = 1")}
+    recipient_ids = {int(chat_id) for chat_id in query_column(
+        "SELECT chat_id FROM subscribers WHERE subscribed = 1 AND active = 1")}
     recipients = len(recipient_ids)
 
     # Phase 2: the admin broadcasts. With SLUICE_DEMO_CRASH=1 the bot is
@@ -175,6 +267,10 @@ try:
     broadcast_calls = [call for call in control("/sandbox/calls?method=sendMessage")
                        if call.get("params", {}).get("text") == broadcast_text]
     peak_kib = peak_rss_kib(bot.pid)
+    if redis_url:
+        # The bot names its Redis connections "newsletter", which CLIENT LIST shows.
+        client_list = run_client(["redis-cli", "-u", redis_url, "--raw", "CLIENT", "LIST"], redis_url)
+        redis_connections = sum(" name=newsletter " in line for line in client_list)
 
     bot.send_signal(signal.SIGTERM)
     bot.wait(timeout=STOP_TIMEOUT)
@@ -209,12 +305,18 @@ try:
         missed = len([chat for chat in recipient_ids if chat not in received])
         checks.append(("broadcast messages sent twice after kill -9", twice, twice <= 64))
         checks.append(("broadcast recipients missed after kill -9", missed, missed == 0))
+    if redis_url:
+        checks.append(("bot connections to Redis", redis_connections, redis_connections > 0))
+        # The bot deletes the key when the broadcast finishes.
+        lock_left = redis_lock_exists()
+        checks.append(("Redis broadcast lock released", "no" if lock_left else "yes", not lock_left))
     print(f"updates handled:            {updates['confirmed']} "
           f"({simulated_users} simulated users, answered in {simulation_seconds:.1f} s)")
     print(f"replies p50 / p99 latency:  {stats['reply_latency_ms']['p50']} / {stats['reply_latency_ms']['p99']} ms")
     print(f"broadcast:                  delivered {delivered}, blocked {blocked}, failed {failed}, "
           f"in {int(fields['duration_ms']) / 1000:.1f} s")
     print(f"bot peak memory (VmHWM):    {peak_kib / 1024:.1f} MiB")
+    print(f"bot storage:                {storage}")
     ok = True
     for name, value, passed in checks:
         print(f"{'ok  ' if passed else 'FAIL'} {name}: {value}")
@@ -229,6 +331,15 @@ except Exception as error:  # report any failure with the log folder, then fail
     sys.exit(1)
 finally:
     stop_all()
+    # Clean up whatever the run left on the servers, also after a failure.
+    try:
+        if redis_lock_checked:
+            run_redis_integer("DEL", REDIS_LOCK_KEY)
+        if created_database:
+            run_psql(server_url, f"DROP DATABASE IF EXISTS {created_database} WITH (FORCE)")
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        print(f"demo: clean-up failed: {error}", file=sys.stderr)
+        sys.exit(1)
     if os.environ.get("SLUICE_DEMO_KEEP") != "1":
         shutil.rmtree(work, ignore_errors=True)
 PYTHON
