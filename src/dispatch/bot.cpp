@@ -227,6 +227,7 @@ boost::asio::awaitable<void> Bot::run_webhook(WebhookServerOptions options) {
   server.listen();
   webhook_server_ = &server;
   webhook_ = &handler;
+  environment_.webhook = &handler;
   webhook_port_ = server.port();
   if (stop_requested_) {
     server.stop(options_.shutdown_grace);
@@ -255,6 +256,7 @@ boost::asio::awaitable<void> Bot::run_webhook(WebhookServerOptions options) {
   co_await tasks_.close(options_.shutdown_grace);
   webhook_server_ = nullptr;
   webhook_ = nullptr;
+  environment_.webhook = nullptr;
   webhook_port_ = 0;
   logger->info("bot stopped handled={} failed={}", dispatcher_.stats().handled_total,
                dispatcher_.stats().failed_total);

@@ -21,6 +21,7 @@
 #include <sluice/telegram/errors.hpp>
 #include <sluice/telegram/update.hpp>
 #include <sluice/updates/update_kind.hpp>
+#include <sluice/updates/webhook.hpp>
 
 namespace sluice::dispatch {
 
@@ -203,6 +204,14 @@ boost::asio::awaitable<telegram::Message> Context::reply(std::string text) const
   request.chat_id = *migrated_to;
   telegram::Message sent = co_await environment_->api->send_message(std::move(request));
   co_return sent;
+}
+
+bool Context::can_reply_by_webhook() const {
+  return environment_->webhook != nullptr && environment_->webhook->can_reply(update_id());
+}
+
+bool Context::offer_webhook_reply(std::string call) const {
+  return environment_->webhook != nullptr && environment_->webhook->offer_reply(update_id(), std::move(call));
 }
 
 fsm::Conversation& Context::state() const {

@@ -5,7 +5,6 @@
 #include <memory>
 #include <stdexcept>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
@@ -58,7 +57,22 @@ struct HandledSignal {
   boost::asio::steady_timer timer;
   bool handled = false;
   bool rejected = false;
+  // A Bot API call to send in the 200 reply, as JSON; empty for none.
+  std::string reply_call;
 };
+
+// The 200 reply to a handled update: empty, or carrying its call.
+http::Reply handled_reply(const std::string& reply_call) {
+  if (reply_call.empty()) {
+    return text_reply(http::Status::ok, "");
+  }
+  http::Reply reply;
+  reply.response.result(http::Status::ok);
+  reply.response.set(http::Field::content_type, "application/json");
+  reply.response.body() = reply_call;
+  reply.response.prepare_payload();
+  return reply;
+}
 
 // Waits until `signal` is set or the request is cancelled.
 boost::asio::awaitable<void> wait_for(HandledSignal& signal) {
@@ -71,15 +85,16 @@ boost::asio::awaitable<void> wait_for(HandledSignal& signal) {
   }
 }
 
-// The last `capacity` update_ids added, oldest dropped first.
+// The last `capacity` update_ids added, oldest dropped first, each with the
+// call of its 200 reply (empty for none).
 class RecentIds {
  public:
   explicit RecentIds(std::size_t capacity) : capacity_(capacity) {}
 
   bool contains(std::int64_t id) const { return ids_.contains(id); }
 
-  void add(std::int64_t id) {
-    if (capacity_ == 0 || !ids_.insert(id).second) {
+  void add(std::int64_t id, std::string reply_call) {
+    if (capacity_ == 0 || !ids_.emplace(id, std::move(reply_call)).second) {
       return;
     }
     order_.push_back(id);
@@ -89,10 +104,16 @@ class RecentIds {
     }
   }
 
+  // The call of the update's reply; empty when none or not remembered.
+  std::string reply_call(std::int64_t id) const {
+    const auto found = ids_.find(id);
+    return found == ids_.end() ? std::string() : found->second;
+  }
+
  private:
   std::size_t capacity_;
   std::deque<std::int64_t> order_;
-  std::unordered_set<std::int64_t> ids_;
+  std::unordered_map<std::int64_t, std::string> ids_;
 };
 
 }  // namespace
@@ -217,7 +238,9 @@ boost::asio::awaitable<http::Reply> WebhookHandler::Impl::handle_update(telegram
     signal->timer.cancel();
     if (auto impl = self.lock()) {
       impl->in_progress_.erase(id);
-      impl->recent_.add(id);
+      // A delivery after this one gets the same call: Telegram ignores the
+      // reply to a delivery that timed out.
+      impl->recent_.add(id, signal->reply_call);
     }
   };
   std::exception_ptr failure;
@@ -246,7 +269,10 @@ boost::asio::awaitable<http::Reply> WebhookHandler::Impl::handle_update(telegram
     co_return text_reply(http::Status::service_unavailable, "not handled\n");
   }
   ++stats_.handled;
-  co_return text_reply(http::Status::ok, "");
+  if (!signal->reply_call.empty()) {
+    ++stats_.calls_in_replies;
+  }
+  co_return handled_reply(signal->reply_call);
 }
 
 // Replies to a delivery of an update that was handled, or is being handled,
@@ -254,14 +280,14 @@ boost::asio::awaitable<http::Reply> WebhookHandler::Impl::handle_update(telegram
 boost::asio::awaitable<http::Reply> WebhookHandler::Impl::join(std::int64_t update_id) {
   const auto found = in_progress_.find(update_id);
   if (found == in_progress_.end()) {
-    co_return text_reply(http::Status::ok, "");
+    co_return handled_reply(recent_.reply_call(update_id));
   }
   std::shared_ptr<HandledSignal> signal = found->second;
   co_await wait_for(*signal);
   if (!signal->handled) {
     co_return text_reply(http::Status::service_unavailable, "not handled\n");
   }
-  co_return text_reply(http::Status::ok, "");
+  co_return handled_reply(signal->reply_call);
 }
 
 WebhookHandler::WebhookHandler(boost::asio::any_io_executor executor, UpdateSink& sink,
@@ -276,6 +302,19 @@ boost::asio::awaitable<http::Reply> WebhookHandler::handle(http::Request request
   std::shared_ptr<Impl> impl = impl_;
   http::Reply reply = co_await impl->handle(std::move(request));
   co_return reply;
+}
+
+bool WebhookHandler::offer_reply(std::int64_t update_id, std::string call) {
+  if (!can_reply(update_id)) {
+    return false;
+  }
+  impl_->in_progress_.at(update_id)->reply_call = std::move(call);
+  return true;
+}
+
+bool WebhookHandler::can_reply(std::int64_t update_id) const {
+  const auto found = impl_->in_progress_.find(update_id);
+  return found != impl_->in_progress_.end() && !found->second->handled && found->second->reply_call.empty();
 }
 
 void WebhookHandler::close() noexcept { impl_->closed_ = true; }

@@ -29,6 +29,10 @@ class Conversation;
 class Storage;
 }  // namespace sluice::fsm
 
+namespace sluice::updates {
+class WebhookHandler;
+}
+
 namespace sluice::dispatch {
 
 /// Objects a bot's handlers reach through `Context::service<T>()`, one per
@@ -79,6 +83,8 @@ struct BotEnvironment {
   fsm::Storage* fsm_storage = nullptr;
   /// The bot's user id: the digits before ':' in its token.
   std::int64_t bot_id = 0;
+  /// The webhook handler while Bot::run_webhook runs, else nullptr.
+  updates::WebhookHandler* webhook = nullptr;
 };
 
 /// One update being handled, with the bot's API and services: the argument
@@ -144,6 +150,14 @@ class Context {
   /// `text` only stops the client's progress indicator. Throws
   /// std::logic_error when the update is not a callback query.
   boost::asio::awaitable<void> answer(std::string text = {}, bool show_alert = false) const;
+
+  /// Returns whether a Bot API call can still travel in the reply to the
+  /// webhook request that delivered this update (see
+  /// call_in_webhook_reply in <sluice/dispatch/webhook_reply.hpp>).
+  bool can_reply_by_webhook() const;
+  /// Puts `call` (JSON with "method") in that reply; returns false when it
+  /// cannot (see updates::WebhookHandler::offer_reply).
+  bool offer_webhook_reply(std::string call) const;
 
   /// The conversation of this update's chat and user (see
   /// BotOptions::fsm_storage), read when its lock was taken. Throws

@@ -237,6 +237,17 @@ class BotApi : public detail::BotApiMethods<BotApi> {
   boost::asio::awaitable<typename Request::result_type> call(Request request,
                                                             CallOptions options = {});
 
+  /// Takes the flood-control budgets `request` would take on the
+  /// interactive lane, waiting for them, without sending it: for a call
+  /// that reaches Telegram another way, such as in a webhook reply.
+  /// Cancellation and errors: those of FloodGate::wait.
+  template <class Request>
+  boost::asio::awaitable<void> take_flood_budget(const Request& request) {
+    // A named local: g++ 12 may destroy a temporary in a co_await twice.
+    FloodRequest flood = detail::flood_request(request, Lane::interactive);
+    co_await flood_.wait(std::move(flood));
+  }
+
   /// A view whose calls use the bulk lane: they wait while interactive
   /// calls are queued for the same budgets.
   BotApiLane bulk() { return BotApiLane(*this, Lane::bulk); }

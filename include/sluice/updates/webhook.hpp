@@ -58,6 +58,8 @@ struct WebhookStats {
   /// Deliveries of an update already handled or being handled; none of
   /// them ran a handler.
   std::uint64_t duplicates = 0;
+  /// 200 replies that carried a Bot API call.
+  std::uint64_t calls_in_replies = 0;
   /// Requests being handled now.
   std::size_t in_flight = 0;
 };
@@ -69,6 +71,10 @@ bool equal_in_constant_time(std::string_view a, std::string_view b) noexcept;
 /// Serves webhook requests: checks the secret token in constant time,
 /// parses the update, hands it to the sink and replies 200 once it is
 /// handled, so Telegram confirms only handled updates.
+///
+/// A handler may put one Bot API call in the 200 reply (offer_reply), which
+/// Telegram then makes, saving a request
+/// (https://core.telegram.org/bots/api#making-requests-when-getting-updates).
 ///
 /// Replies: 404 for another path, 405 for a method other than POST, 401 for
 /// a missing or wrong secret token (nothing is handled), 413 for a body over
@@ -108,6 +114,17 @@ class WebhookHandler {
   /// ended), the wait ends and the server closes the connection without a
   /// reply; the update stays with the sink.
   boost::asio::awaitable<http::Reply> handle(http::Request request, const http::RequestInfo& info);
+
+  /// Puts `call` (a JSON object with "method" and the call's parameters) in
+  /// the 200 reply to the delivery of `update_id`. Returns false, storing
+  /// nothing, when that update is not being handled here or already has a
+  /// call in its reply; the caller then makes the call itself. Telegram
+  /// reports no result for such a call. A repeated delivery of the update
+  /// gets the same reply.
+  bool offer_reply(std::int64_t update_id, std::string call);
+
+  /// Returns whether offer_reply(update_id, ...) would store a call now.
+  bool can_reply(std::int64_t update_id) const;
 
   /// Makes every later request get 503. Idempotent.
   void close() noexcept;

@@ -31,6 +31,7 @@
 
 #include <sluice/db/database.hpp>
 #include <sluice/dispatch/bot.hpp>
+#include <sluice/dispatch/webhook_reply.hpp>
 #include <sluice/http/client.hpp>
 #include <sluice/runtime/blocking_pool.hpp>
 #include <sluice/runtime/task_set.hpp>
@@ -959,6 +960,20 @@ asio::awaitable<void> run_webhook_bot(Bot& bot, std::shared_ptr<std::exception_p
   }
 }
 
+// Starts `bot` on a webhook in `runner`, waits for its port and points the
+// sandbox's webhook at it.
+asio::awaitable<void> start_webhook_bot(Bot& bot, sluice::runtime::TaskSet& runner,
+                                        std::shared_ptr<std::exception_ptr> error) {
+  auto executor = co_await asio::this_coro::executor;
+  runner.spawn("bot", run_webhook_bot(bot, error, 16));
+  while (bot.webhook_port() == 0 && !*error) {
+    co_await asio::post(executor, asio::use_awaitable);
+  }
+  const std::string url = "http://127.0.0.1:" + std::to_string(bot.webhook_port()) + "/webhook";
+  std::vector<std::string> every_kind;
+  co_await sluice::updates::set_webhook(bot.api(), url, std::string(kSecret), std::move(every_kind));
+}
+
 TEST(Webhook, ChecksSecretSizeAndLoad) {
   run_test([](asio::io_context& io) -> asio::awaitable<void> {
     // The first update's handler waits for `release`, so the webhook has
@@ -1052,13 +1067,7 @@ TEST(Webhook, SlowHandlerRunsOncePerUpdate) {
     Bot bot(io.get_executor(), bot_options(sandbox), router);
     sluice::runtime::TaskSet runner(io.get_executor(), "test");
     auto error = std::make_shared<std::exception_ptr>();
-    runner.spawn("bot", run_webhook_bot(bot, error, 16));
-    while (bot.webhook_port() == 0 && !*error) {
-      co_await asio::post(io.get_executor(), asio::use_awaitable);
-    }
-    const std::string url = "http://127.0.0.1:" + std::to_string(bot.webhook_port()) + "/webhook";
-    std::vector<std::string> every_kind;
-    co_await sluice::updates::set_webhook(bot.api(), url, std::string(kSecret), std::move(every_kind));
+    co_await start_webhook_bot(bot, runner, error);
     sandbox.push_message(kFirstUserId, kFirstUserId, "slow");
     sandbox.push_message(kFirstUserId, kFirstUserId, "fast");
     // The sandbox delivers one update per chat at a time, so the second
@@ -1113,6 +1122,73 @@ TEST(Webhook, RepeatedDeliveryAnsweredWithoutHandling) {
     EXPECT_EQ(again.result_int(), 200u);
     EXPECT_EQ(next.result_int(), 200u);
     EXPECT_EQ(runs, 2);
+  });
+}
+
+// The first call of a handler travels in the webhook reply and Telegram
+// makes it; a second one goes through the BotApi.
+TEST(Webhook, FirstCallTravelsInReply) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(1));
+    co_await sandbox.start();
+    Router router;
+    router.on_message([](Context& ctx) -> asio::awaitable<void> {
+      sluice::telegram::SendMessage first{.chat_id = *ctx.chat_id(), .text = "first"};
+      co_await sluice::dispatch::call_in_webhook_reply(ctx, std::move(first));
+      sluice::telegram::SendMessage second{.chat_id = *ctx.chat_id(), .text = "second"};
+      co_await sluice::dispatch::call_in_webhook_reply(ctx, std::move(second));
+    });
+    Bot bot(io.get_executor(), bot_options(sandbox), router);
+    sluice::runtime::TaskSet runner(io.get_executor(), "test");
+    auto error = std::make_shared<std::exception_ptr>();
+    co_await start_webhook_bot(bot, runner, error);
+    sandbox.push_message(kFirstUserId, kFirstUserId, "hello");
+    const bool both_sent = co_await sandbox.wait_for("calls.sendMessage>=2", 10s);
+    const auto client_calls = bot.api().metrics().calls;
+    const auto in_replies = bot.webhook()->stats().calls_in_replies;
+
+    bot.stop();
+    co_await runner.join();
+    std::vector<std::string> texts;
+    for (const auto& call : sandbox.engine().calls_json("sendMessage", kFirstUserId)) {
+      texts.emplace_back(call.at("params").at("text").as_string());
+    }
+    co_await sandbox.stop();
+    EXPECT_EQ(rethrow_text(*error), "");
+    EXPECT_TRUE(both_sent);
+    const std::vector<std::string> expected = {"second", "first"};
+    EXPECT_EQ(texts, expected) << "the reply's call runs after the handler returned";
+    EXPECT_EQ(in_replies, 1u);
+    const auto send_calls = client_calls.find("sendMessage");
+    EXPECT_NE(send_calls, client_calls.end());
+    if (send_calls != client_calls.end()) {
+      EXPECT_EQ(send_calls->second, 1u);
+    }
+  });
+}
+
+// With long polling there is no webhook reply: the call goes through the
+// BotApi.
+TEST(Bot, WebhookReplyCallWorksWhenPolling) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(1));
+    co_await sandbox.start();
+    Router router;
+    router.on_message([](Context& ctx) -> asio::awaitable<void> {
+      sluice::telegram::SendMessage request{.chat_id = *ctx.chat_id(), .text = "polled"};
+      co_await sluice::dispatch::call_in_webhook_reply(ctx, std::move(request));
+    });
+    Bot bot(io.get_executor(), bot_options(sandbox), router);
+    sluice::runtime::TaskSet runner(io.get_executor(), "test");
+    auto error = std::make_shared<std::exception_ptr>();
+    runner.spawn("bot", run_bot(bot, error));
+    sandbox.push_message(kFirstUserId, 0, "hello");
+    const bool sent = co_await sandbox.wait_for("calls.sendMessage>=1", 10s);
+    bot.stop();
+    co_await runner.join();
+    co_await sandbox.stop();
+    EXPECT_EQ(rethrow_text(*error), "");
+    EXPECT_TRUE(sent);
   });
 }
 
