@@ -3,6 +3,7 @@
 //
 //   echo_bot --token 123:ABC [--api-url https://api.telegram.org] [--flood-control off]
 //            [--journal sqlite:///echo.db] [--max-in-flight 32]
+//            [--webhook-port 8443 --webhook-url URL --webhook-secret S [--webhook-reply on]]
 //   BOT_TOKEN=123:ABC SLUICE_API_URL=http://127.0.0.1:8081 echo_bot
 //
 // --flood-control off turns off the client's flood control, which keeps
@@ -13,6 +14,10 @@
 // or postgresql:// URL) and confirms it to Telegram once stored, so the
 // next batch is fetched while this one is handled. A restart handles what
 // the journal still contains.
+//
+// --webhook-port receives updates by webhook on 127.0.0.1 instead of long
+// polling, after setWebhook with --webhook-url (max_connections 100).
+// --webhook-reply on sends each echo in the reply to the webhook request.
 //
 // Without a token it starts an in-process sluice sandbox on 127.0.0.1,
 // sends the bot a few messages from simulated users, checks the echoes,
@@ -37,6 +42,7 @@
 
 #include <sluice/db/database.hpp>
 #include <sluice/dispatch/bot.hpp>
+#include <sluice/dispatch/webhook_reply.hpp>
 #include <sluice/runtime/blocking_pool.hpp>
 #include <sluice/runtime/shutdown.hpp>
 #include <sluice/runtime/task_set.hpp>
@@ -55,11 +61,20 @@ constexpr std::int64_t kFirstUserId = 100000001;
 constexpr int kDemoUsers = 3;
 const std::vector<std::string> kDemoTexts = {"/start", "hello", "how are you?", "bye"};
 
-Router make_router() {
+// With `in_webhook_reply`, the echo travels in the reply to the webhook
+// request when the update came by webhook.
+Router make_router(bool in_webhook_reply = false) {
   Router router("echo");
   router.on_command("start", [](Context& ctx) -> asio::awaitable<void> {
     co_await ctx.reply("Hello! Send me any text and I will send it back.");
   });
+  if (in_webhook_reply) {
+    router.on_message(sluice::dispatch::filters::has_text(), [](Context& ctx) -> asio::awaitable<void> {
+      sluice::telegram::SendMessage echo{.chat_id = *ctx.chat_id(), .text = std::string(ctx.text())};
+      co_await sluice::dispatch::call_in_webhook_reply(ctx, std::move(echo));
+    });
+    return router;
+  }
   router.on_message(sluice::dispatch::filters::has_text(), [](Context& ctx) -> asio::awaitable<void> {
     co_await ctx.reply(std::string(ctx.text()));
   });
@@ -72,12 +87,17 @@ struct Flags {
   bool flood_control = true;
   std::string journal;
   std::size_t max_in_flight = 32;
+  std::optional<std::uint16_t> webhook_port;
+  std::string webhook_url;
+  std::string webhook_secret;
+  bool webhook_reply = false;
   bool help = false;
 };
 
 constexpr std::string_view kUsage =
     "usage: echo_bot [--token TOKEN] [--api-url URL] [--flood-control on|off] [--journal URL]\n"
-    "                [--max-in-flight N]\n"
+    "                [--max-in-flight N] [--webhook-port N --webhook-secret S [--webhook-url URL]\n"
+    "                [--webhook-reply on|off]]\n"
     "  --token TOKEN          bot token (or BOT_TOKEN); without one, runs a self-check\n"
     "                         against an in-process sandbox and exits\n"
     "  --api-url URL          Bot API root (or SLUICE_API_URL); default https://api.telegram.org\n"
@@ -88,6 +108,12 @@ constexpr std::string_view kUsage =
     "                         stored; default none (confirm once handled)\n"
     "  --max-in-flight N      Bot API requests at once and HTTP connections, 1 to 1024\n"
     "                         (default 32)\n"
+    "  --webhook-port N       receive updates by webhook on 127.0.0.1:N (0 to 65535, 0 picks\n"
+    "                         one) instead of long polling; needs --webhook-secret\n"
+    "  --webhook-url URL      URL passed to setWebhook (max_connections 100); default none\n"
+    "                         (the webhook is already set)\n"
+    "  --webhook-secret S     the webhook's secret token (1 to 256 of A-Z a-z 0-9 _ -)\n"
+    "  --webhook-reply on|off send each echo in the reply to the webhook request (default off)\n"
     "Each option can also be written as --name=VALUE.\n";
 
 // Reads --name VALUE or --name=VALUE pairs; throws std::invalid_argument
@@ -109,11 +135,9 @@ Flags read_flags(int argc, char** argv) {
     const std::size_t equals = argument.find('=');
     const std::string_view name = argument.substr(0, equals);
     if (name != "--token" && name != "--api-url" && name != "--flood-control" && name != "--journal" &&
-        name != "--max-in-flight") {
-      throw std::invalid_argument(fmt::format(
-          "unknown option {}; the options are --token TOKEN, --api-url URL, --flood-control on|off, "
-          "--journal URL and --max-in-flight N",
-          name));
+        name != "--max-in-flight" && name != "--webhook-port" && name != "--webhook-url" &&
+        name != "--webhook-secret" && name != "--webhook-reply") {
+      throw std::invalid_argument(fmt::format("unknown option {}; see echo_bot --help", name));
     }
     std::string_view value;
     if (equals != std::string_view::npos) {
@@ -127,6 +151,23 @@ Flags read_flags(int argc, char** argv) {
       flags.token = value;
     } else if (name == "--api-url") {
       flags.api_url = value;
+    } else if (name == "--webhook-port") {
+      std::uint16_t port = 0;
+      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), port);
+      if (error != std::errc{} || end != value.data() + value.size()) {
+        throw std::invalid_argument(
+            fmt::format("invalid value '{}' for --webhook-port: expected an integer from 0 to 65535", value));
+      }
+      flags.webhook_port = port;
+    } else if (name == "--webhook-url") {
+      flags.webhook_url = value;
+    } else if (name == "--webhook-secret") {
+      flags.webhook_secret = value;
+    } else if (name == "--webhook-reply") {
+      if (value != "on" && value != "off") {
+        throw std::invalid_argument(fmt::format("invalid value '{}' for --webhook-reply: expected on or off", value));
+      }
+      flags.webhook_reply = value == "on";
     } else if (name == "--max-in-flight") {
       std::size_t count = 0;
       const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), count);
@@ -150,13 +191,19 @@ Flags read_flags(int argc, char** argv) {
       flags.flood_control = value == "on";
     }
   }
+  if (flags.webhook_port && flags.webhook_secret.empty()) {
+    throw std::invalid_argument("--webhook-port needs --webhook-secret");
+  }
+  if (!flags.webhook_port && (!flags.webhook_url.empty() || !flags.webhook_secret.empty() || flags.webhook_reply)) {
+    throw std::invalid_argument("--webhook-url, --webhook-secret and --webhook-reply need --webhook-port");
+  }
   return flags;
 }
 
 // Runs against Telegram (or the given server) until SIGINT or SIGTERM.
 asio::awaitable<void> run_real(Flags flags) {
   auto executor = co_await asio::this_coro::executor;
-  const Router router = make_router();
+  const Router router = make_router(flags.webhook_reply);
   BotOptions options;
   options.api.token = flags.token;
   if (!flags.api_url.empty()) {
@@ -186,7 +233,16 @@ asio::awaitable<void> run_real(Flags flags) {
     Bot bot(executor, std::move(options), router);
     sluice::runtime::ShutdownSignals signals(executor, [&bot](int) { bot.stop(); });
     try {
-      co_await bot.run_polling();
+      if (flags.webhook_port) {
+        sluice::dispatch::WebhookServerOptions webhook;
+        webhook.webhook.secret_token = flags.webhook_secret;
+        webhook.server.port = *flags.webhook_port;
+        webhook.public_url = flags.webhook_url;
+        webhook.max_connections = 100;
+        co_await bot.run_webhook(std::move(webhook));
+      } else {
+        co_await bot.run_polling();
+      }
     } catch (...) {
       error = std::current_exception();
     }

@@ -6,6 +6,7 @@ run, and every run stops at the time limit.
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -26,11 +27,18 @@ BOT_CPU = "1"
 
 def bot_commands(echo_bot):
     """Return {name: argv} of the bots; each reads BOT_TOKEN and its API root variable.
-    JOURNAL in an argument becomes a new SQLite file for each run."""
+    JOURNAL in an argument becomes a new SQLite file for each run, and PORT
+    a free local port for the bot's webhook server."""
     return {
         "sluice": [echo_bot, "--flood-control", "off", "--max-in-flight", "256"],
         "sluice+journal": [echo_bot, "--flood-control", "off", "--max-in-flight", "256",
                            "--journal", "sqlite:///JOURNAL"],
+        "sluice webhook": [echo_bot, "--flood-control", "off", "--max-in-flight", "256",
+                           "--webhook-port", "PORT", "--webhook-secret", "bench",
+                           "--webhook-url", "http://127.0.0.1:PORT/webhook"],
+        "sluice webhook-reply": [echo_bot, "--flood-control", "off", "--max-in-flight", "256",
+                                 "--webhook-port", "PORT", "--webhook-secret", "bench",
+                                 "--webhook-url", "http://127.0.0.1:PORT/webhook", "--webhook-reply", "on"],
         "grammY+runner": ["node", os.path.join(HERE, "grammy_bot.js")],
         "Telegraf": ["node", os.path.join(HERE, "telegraf_bot.js")],
         "PTB 13": ["/usr/bin/python3", os.path.join(HERE, "ptb_bot.py")],
@@ -109,7 +117,10 @@ def run_once(args, name, argv, latency_ms, scenario, log_dir, index):
         condition = urllib.parse.quote(f"calls.sendMessage>={total}")
         started = time.monotonic()
         journal = os.path.join(log_dir, f"journal-{tag}.db")
-        argv = [arg.replace("JOURNAL", journal) for arg in argv]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = str(probe.getsockname()[1])
+        argv = [arg.replace("JOURNAL", journal).replace("PORT", port) for arg in argv]
         bot = subprocess.Popen(["taskset", "-c", BOT_CPU] + argv, env=env,
                                stdout=bot_log, stderr=subprocess.STDOUT)
         met = False

@@ -31,7 +31,12 @@
 # limit by default; and --max-in-flight 256, since the default of 32
 # requests at once caps replies at 1,600/s at 20 ms per call, while the
 # other frameworks open as many connections as they have requests), the
-# same with --journal on a new SQLite file per run (sluice+journal),
+# same with --journal on a new SQLite file per run (sluice+journal), and
+# the same receiving updates by webhook (setWebhook with max_connections
+# 100; "sluice webhook") and sending each echo in the webhook reply
+# ("sluice webhook-reply"). The sandbox adds its latency only to the bot's
+# calls, not to its own webhook requests, and long polling's bound does
+# not apply to the webhook rows.
 # grammy_bot.js,
 # telegraf_bot.js and ptb_bot.py beside this script, each with its
 # framework's defaults.

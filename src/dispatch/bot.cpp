@@ -237,7 +237,7 @@ boost::asio::awaitable<void> Bot::run_webhook(WebhookServerOptions options) {
   try {
     if (!options.public_url.empty()) {
       co_await updates::set_webhook(api_, options.public_url, options.webhook.secret_token,
-                                    router_.allowed_updates());
+                                    router_.allowed_updates(), options.max_connections);
     }
     logger->info("bot started webhook_port={} username={} max_concurrent_updates={}", webhook_port_,
                  environment_.username, options_.max_concurrent_updates);

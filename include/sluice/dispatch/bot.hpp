@@ -79,6 +79,10 @@ struct WebhookServerOptions {
   /// setWebhook with it, the secret token and the router's update kinds;
   /// when empty the webhook is assumed to be set already.
   std::string public_url{};
+  /// Requests at once Telegram may make to the webhook, 1 to 100, passed
+  /// to setWebhook with public_url; std::nullopt keeps Telegram's default
+  /// (40).
+  std::optional<std::int64_t> max_connections{};
 };
 
 /// A Telegram bot: fetches updates, routes each to a handler with per-chat

@@ -82,6 +82,9 @@ expect 2 "invalid value 'maybe' for --flood-control" "$echo_bot" --flood-control
 expect 2 "invalid value '0' for --max-in-flight" "$echo_bot" --max-in-flight 0
 expect 2 "invalid value '-1' for --max-in-flight" "$echo_bot" --max-in-flight=-1
 expect 2 "invalid value for --journal" "$echo_bot" --journal mysql://x
+expect 2 "invalid value '70000' for --webhook-port" "$echo_bot" --webhook-port 70000
+expect 2 "--webhook-port needs --webhook-secret" "$echo_bot" --webhook-port 8443
+expect 2 "need --webhook-port" "$echo_bot" --webhook-reply on
 expect 2 "unknown option --bogus" "$signup_bot" --bogus
 expect 2 "expected at most one argument" "$signup_bot" a.db b.db
 
