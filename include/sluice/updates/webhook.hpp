@@ -116,10 +116,10 @@ class WebhookHandler {
   boost::asio::awaitable<http::Reply> handle(http::Request request, const http::RequestInfo& info);
 
   /// Puts `call` (a JSON object with "method" and the call's parameters) in
-  /// the 200 reply to the delivery of `update_id`. Returns false, storing
-  /// nothing, when that update is not being handled here or already has a
-  /// call in its reply; the caller then makes the call itself. Telegram
-  /// reports no result for such a call. A repeated delivery of the update
+  /// the 200 reply to the delivery of `update_id`. Returns false and stores
+  /// nothing when that update is not being handled here or its reply has a
+  /// call already. The caller then makes the call itself. Telegram reports
+  /// no result for a call in a reply. A repeated delivery of the update
   /// gets the same reply.
   bool offer_reply(std::int64_t update_id, std::string call);
 
