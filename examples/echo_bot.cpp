@@ -23,7 +23,6 @@
 // sends the bot a few messages from simulated users, checks the echoes,
 // prints one line and exits (0 when every echo arrived in order).
 
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -44,6 +43,7 @@
 #include <sluice/dispatch/bot.hpp>
 #include <sluice/dispatch/webhook_reply.hpp>
 #include <sluice/runtime/blocking_pool.hpp>
+#include <sluice/runtime/flags.hpp>
 #include <sluice/runtime/shutdown.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/sandbox/sandbox.hpp>
@@ -152,13 +152,7 @@ Flags read_flags(int argc, char** argv) {
     } else if (name == "--api-url") {
       flags.api_url = value;
     } else if (name == "--webhook-port") {
-      std::uint16_t port = 0;
-      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), port);
-      if (error != std::errc{} || end != value.data() + value.size()) {
-        throw std::invalid_argument(
-            fmt::format("invalid value '{}' for --webhook-port: expected an integer from 0 to 65535", value));
-      }
-      flags.webhook_port = port;
+      flags.webhook_port = sluice::runtime::parse_integer_flag<std::uint16_t>("webhook-port", value, 0, 65535);
     } else if (name == "--webhook-url") {
       flags.webhook_url = value;
     } else if (name == "--webhook-secret") {
@@ -169,13 +163,7 @@ Flags read_flags(int argc, char** argv) {
       }
       flags.webhook_reply = value == "on";
     } else if (name == "--max-in-flight") {
-      std::size_t count = 0;
-      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), count);
-      if (error != std::errc{} || end != value.data() + value.size() || count < 1 || count > 1024) {
-        throw std::invalid_argument(
-            fmt::format("invalid value '{}' for --max-in-flight: expected an integer from 1 to 1024", value));
-      }
-      flags.max_in_flight = count;
+      flags.max_in_flight = sluice::runtime::parse_integer_flag<std::size_t>("max-in-flight", value, 1, 1024);
     } else if (name == "--journal") {
       // Parsing the URL here makes a malformed one a usage error.
       try {

@@ -1,7 +1,6 @@
 // newsletter: the reference bot of sluice. Users /start, /subscribe and
 // /unsubscribe (also with an inline button); admins /broadcast a text to
 // every subscriber. Run with --help for the options.
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +19,7 @@
 #include <sluice/db/url.hpp>
 #include <sluice/redis/error.hpp>
 #include <sluice/redis/url.hpp>
+#include <sluice/runtime/flags.hpp>
 #include <sluice/runtime/logging.hpp>
 
 #include "newsletter.hpp"
@@ -50,22 +50,6 @@ std::set<std::int64_t> parse_admins(const std::string& list) {
     }
   }
   return admins;
-}
-
-// Parses `text` as a whole number in [min, max] and returns it as T; throws
-// po::error naming the flag, the value and the range otherwise. Numeric
-// flags are read as text because Boost.Program_options turns "-1" into a
-// huge number for an unsigned type.
-template <typename T>
-T checked_range(std::string_view flag, const std::string& text, std::int64_t min, std::int64_t max) {
-  std::int64_t value = 0;
-  const char* end = text.data() + text.size();
-  const auto [stop, error] = std::from_chars(text.data(), end, value);
-  if (text.empty() || error != std::errc{} || stop != end || value < min || value > max) {
-    throw po::error(fmt::format("invalid value '{}' for --{}: expected a whole number from {} to {}", text, flag,
-                                min, max));
-  }
-  return static_cast<T>(value);
 }
 
 std::string from_environment(const char* name) {
@@ -175,14 +159,14 @@ int main(int argc, char** argv) {
     // 1024 handlers cannot run, because the bot keeps at most 1024 updates
     // pending (BotOptions::max_pending_updates). The other upper limits are
     // sanity bounds that catch typos.
-    config.global_rate = checked_range<std::uint32_t>("global-rate", global_rate, 1, 1000);
-    config.broadcast_concurrency = checked_range<std::size_t>("broadcast-concurrency", broadcast_concurrency, 1, 1000);
+    config.global_rate = sluice::runtime::parse_integer_flag<std::uint32_t>("global-rate", global_rate, 1, 1000);
+    config.broadcast_concurrency = sluice::runtime::parse_integer_flag<std::size_t>("broadcast-concurrency", broadcast_concurrency, 1, 1000);
     config.progress_interval =
-        std::chrono::seconds(checked_range<std::int64_t>("progress-interval", progress_seconds, 1, 3600));
+        std::chrono::seconds(sluice::runtime::parse_integer_flag<std::int64_t>("progress-interval", progress_seconds, 1, 3600));
     config.max_concurrent_updates =
-        checked_range<std::size_t>("max-concurrent-updates", max_concurrent_updates, 1, 1024);
-    config.blocking_threads = checked_range<std::size_t>("blocking-threads", blocking_threads, 1, 64);
-    config.webhook_port = checked_range<std::uint16_t>("webhook-port", webhook_port, 0,
+        sluice::runtime::parse_integer_flag<std::size_t>("max-concurrent-updates", max_concurrent_updates, 1, 1024);
+    config.blocking_threads = sluice::runtime::parse_integer_flag<std::size_t>("blocking-threads", blocking_threads, 1, 64);
+    config.webhook_port = sluice::runtime::parse_integer_flag<std::uint16_t>("webhook-port", webhook_port, 0,
                                                        std::numeric_limits<std::uint16_t>::max());
     if (config.webhook_port != 0 && config.webhook_secret.empty()) {
       throw po::error("webhook mode needs a secret token: pass --webhook-secret or set WEBHOOK_SECRET");
@@ -194,7 +178,8 @@ int main(int argc, char** argv) {
     }
     spdlog::set_level(*level);
     check_urls(config);
-  } catch (const po::error& error) {
+  } catch (const std::exception& error) {
+    // Both po::error and the std::invalid_argument of parse_integer_flag.
     std::cerr << "newsletter: " << error.what() << "\nRun newsletter --help for the options.\n";
     return 2;
   }

@@ -1,7 +1,6 @@
 // sluice-sandbox: runs the local Bot API server from the command line and
 // prints its counters when it stops.
 
-#include <charconv>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
@@ -21,6 +20,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sluice/runtime/flags.hpp>
 #include <sluice/runtime/logging.hpp>
 #include <sluice/sandbox/sandbox.hpp>
 
@@ -65,22 +65,6 @@ asio::awaitable<void> run(Sandbox& sandbox, asio::signal_set& signals) {
     std::cerr << "sluice-sandbox: signal received, stopping\n";
   }
   co_await sandbox.stop();
-}
-
-// Parses `text` as a whole number in [min, max] and returns it as T; throws
-// po::error naming the flag, the value and the range otherwise. Numeric
-// flags are read as text because Boost.Program_options turns "-1" into a
-// huge number for an unsigned type.
-template <typename T>
-T checked_range(std::string_view flag, const std::string& text, std::int64_t min, std::int64_t max) {
-  std::int64_t value = 0;
-  const char* end = text.data() + text.size();
-  const auto [stop, error] = std::from_chars(text.data(), end, value);
-  if (text.empty() || error != std::errc{} || stop != end || value < min || value > max) {
-    throw po::error(fmt::format("invalid value '{}' for --{}: expected a whole number from {} to {}", text, flag,
-                                min, max));
-  }
-  return static_cast<T>(value);
 }
 
 }  // namespace
@@ -137,13 +121,13 @@ int main(int argc, char** argv) {
     }
     po::notify(values);
     constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
-    options.port = checked_range<std::uint16_t>("port", port, 0, std::numeric_limits<std::uint16_t>::max());
+    options.port = sluice::runtime::parse_integer_flag<std::uint16_t>("port", port, 0, std::numeric_limits<std::uint16_t>::max());
     options.engine.max_recorded_calls =
-        checked_range<std::size_t>("max-recorded-calls", max_recorded_calls, 0, kInt64Max);
+        sluice::runtime::parse_integer_flag<std::size_t>("max-recorded-calls", max_recorded_calls, 0, kInt64Max);
     options.engine.max_messages_per_chat =
-        checked_range<std::size_t>("max-messages-per-chat", max_messages_per_chat, 1, kInt64Max);
-    options.engine.first_update_id = checked_range<std::int64_t>("first-update-id", first_update_id, 1, kInt64Max);
-    options.engine.seed = checked_range<std::uint64_t>("seed", seed, 0, kInt64Max);
+        sluice::runtime::parse_integer_flag<std::size_t>("max-messages-per-chat", max_messages_per_chat, 1, kInt64Max);
+    options.engine.first_update_id = sluice::runtime::parse_integer_flag<std::int64_t>("first-update-id", first_update_id, 1, kInt64Max);
+    options.engine.seed = sluice::runtime::parse_integer_flag<std::uint64_t>("seed", seed, 0, kInt64Max);
     const auto level = sluice::runtime::parse_log_level(log_level);
     if (!level) {
       throw po::error(fmt::format("invalid value '{}' for --log-level: expected one of {}", log_level,

@@ -16,7 +16,7 @@
 #include <sluice/redis/client.hpp>
 #include <sluice/updates/offset.hpp>
 
-#include "../../unit/updates/journal_contract.hpp"
+#include "../../unit/updates/offset_store_checks.hpp"
 
 namespace {
 

@@ -27,7 +27,7 @@
 #include <sluice/updates/offset.hpp>
 #include <sluice/updates/update_kind.hpp>
 
-#include "journal_contract.hpp"
+#include "offset_store_checks.hpp"
 
 namespace {
 
@@ -38,24 +38,7 @@ using sluice::updates::UpdateKind;
 constexpr std::chrono::seconds kMaxTestTime{30};
 
 void run_test(std::function<asio::awaitable<void>(asio::io_context&)> body) {
-  asio::io_context context;
-  std::exception_ptr failure;
-  bool finished = false;
-  auto on_done = [&](std::exception_ptr error) {
-    failure = error;
-    finished = true;
-    context.stop();
-  };
-  asio::co_spawn(context, body(context), on_done);
-  context.run_for(kMaxTestTime);
-  ASSERT_TRUE(finished) << "test did not finish within " << kMaxTestTime.count() << " s";
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& error) {
-      FAIL() << "test threw: " << error.what();
-    }
-  }
+  sluice_test::run_on_loop(kMaxTestTime, std::move(body));
 }
 
 std::string read_file(const std::filesystem::path& path) {

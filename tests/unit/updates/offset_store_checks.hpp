@@ -1,18 +1,48 @@
 #pragma once
 
-// The behaviour every OffsetStore with a journal shares, checked against
+// Shared by the offset-store tests: a runner for a test's coroutine, and
+// the behaviour every OffsetStore with a journal shares, checked against
 // each store by the same coroutine.
 
+#include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
 #include <sluice/updates/offset.hpp>
 
 namespace sluice_test {
+
+// Runs `body` on a fresh io_context until it finishes; fails the test on an
+// exception or after `limit`.
+inline void run_on_loop(std::chrono::seconds limit,
+                        std::function<boost::asio::awaitable<void>(boost::asio::io_context&)> body) {
+  boost::asio::io_context context;
+  std::exception_ptr failure;
+  bool finished = false;
+  auto on_done = [&](std::exception_ptr error) {
+    failure = error;
+    finished = true;
+    context.stop();
+  };
+  boost::asio::co_spawn(context, body(context), on_done);
+  context.run_for(limit);
+  ASSERT_TRUE(finished) << "test did not finish within " << limit.count() << " s";
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& error) {
+      FAIL() << "test threw: " << error.what();
+    }
+  }
+}
 
 inline std::vector<std::int64_t> journal_ids(const std::vector<sluice::updates::JournalEntry>& entries) {
   std::vector<std::int64_t> ids;
