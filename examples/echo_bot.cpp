@@ -103,9 +103,10 @@ constexpr std::string_view kUsage =
     "  --api-url URL          Bot API root (or SLUICE_API_URL); default https://api.telegram.org\n"
     "  --flood-control on|off client-side flood control (default on); off only against a\n"
     "                         server without flood limits\n"
-    "  --journal URL          keep received updates in a journal in this database\n"
-    "                         (sqlite:///path or postgresql://...) and confirm them once\n"
-    "                         stored; default none (confirm once handled)\n"
+    "  --journal URL          keep received updates in a journal in this database and\n"
+    "                         confirm them once stored (long polling only): sqlite:///rel.db\n"
+    "                         (relative path), sqlite:////abs/path.db or postgresql://...;\n"
+    "                         default none (confirm once handled)\n"
     "  --max-in-flight N      Bot API requests at once and HTTP connections, 1 to 1024\n"
     "                         (default 32)\n"
     "  --webhook-port N       receive updates by webhook on 127.0.0.1:N (0 to 65535, 0 picks\n"
@@ -181,6 +182,9 @@ Flags read_flags(int argc, char** argv) {
   }
   if (flags.webhook_port && flags.webhook_secret.empty()) {
     throw std::invalid_argument("--webhook-port needs --webhook-secret");
+  }
+  if (flags.webhook_port && !flags.journal.empty()) {
+    throw std::invalid_argument("--journal applies to long polling only; drop it or --webhook-port");
   }
   if (!flags.webhook_port && (!flags.webhook_url.empty() || !flags.webhook_secret.empty() || flags.webhook_reply)) {
     throw std::invalid_argument("--webhook-url, --webhook-secret and --webhook-reply need --webhook-port");

@@ -25,7 +25,8 @@ namespace sluice::dispatch {
 ///
 /// Nothing is returned either way: Telegram reports no result for a call
 /// in a webhook reply, and it makes the call only after the handler
-/// returns. Use it for a handler's last call whose result is not needed.
+/// returns. An error there (a 429, 403 or 400) loses the call without a
+/// trace. Use it for a handler's last call whose result is not needed.
 /// The call takes its flood-control budget before it is stored, like any
 /// call. Errors: those of BotApi::call, and of FloodGate::wait.
 template <class Request>

@@ -85,6 +85,8 @@ expect 2 "invalid value for --journal" "$echo_bot" --journal mysql://x
 expect 2 "invalid value '70000' for --webhook-port" "$echo_bot" --webhook-port 70000
 expect 2 "--webhook-port needs --webhook-secret" "$echo_bot" --webhook-port 8443
 expect 2 "need --webhook-port" "$echo_bot" --webhook-reply on
+expect 2 "--journal applies to long polling only" "$echo_bot" --webhook-port 0 --webhook-secret s \
+  --journal sqlite:///x.db
 expect 2 "unknown option --bogus" "$signup_bot" --bogus
 expect 2 "expected at most one argument" "$signup_bot" a.db b.db
 
