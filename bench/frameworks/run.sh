@@ -26,20 +26,20 @@
 # - At latency L each getUpdates returns at most 100 updates and takes at
 #   least L, so long polling cannot exceed 100 / L updates per second.
 #
-# Bots: examples/echo_bot.cpp (sluice, with --flood-control off: the sandbox
-# runs without flood limits and the other frameworks have no client-side
-# limit by default; and --max-in-flight 256, since the default of 32
-# requests at once caps replies at 1,600/s at 20 ms per call, while the
-# other frameworks open as many connections as they have requests), the
-# same with --journal on a new SQLite file per run (sluice+journal), and
-# the same receiving updates by webhook (setWebhook with max_connections
-# 100; "sluice webhook") and sending each echo in the webhook reply
-# ("sluice webhook-reply"). The sandbox adds its latency only to the bot's
-# calls, not to its own webhook requests, and long polling's bound does
-# not apply to the webhook rows.
-# grammy_bot.js,
-# telegraf_bot.js and ptb_bot.py beside this script, each with its
-# framework's defaults.
+# Bots: grammy_bot.js, telegraf_bot.js and ptb_bot.py beside this script,
+# each with its framework's defaults, and examples/echo_bot.cpp in four rows:
+# - sluice: --flood-control off, because the sandbox runs without flood
+#   limits and the other frameworks have no client-side limit by default,
+#   and --max-in-flight 256. The default of 32 requests at once caps
+#   replies at 1,600/s at 20 ms per call, while the other frameworks open
+#   as many connections as they have requests.
+# - sluice+journal: the same with --journal on a new SQLite file per run.
+# - sluice webhook: the same as sluice, receiving updates by webhook
+#   (setWebhook with max_connections 100).
+# - sluice webhook-reply: the webhook row, sending each echo in the reply.
+# The sandbox adds its latency only to the bot's calls, not to its own
+# webhook requests, so long polling's bound does not apply to the webhook
+# rows.
 #
 # Needs: node and npm (installs package-lock.json's exact versions into
 # node_modules on first use), Debian's python3-python-telegram-bot, taskset,

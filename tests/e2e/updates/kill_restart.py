@@ -6,7 +6,7 @@ journal may be echoed twice.
 
 It starts sluice-sandbox on 127.0.0.1 with N users, queues N x M texts
 (each one unique), and runs echo_bot with --journal on a new SQLite file.
-Once a third of the texts are answered, the bot is killed and started again
+Once a third of the texts have their echo, the bot is killed and started again
 on the same journal. The test passes when every text got its echo, and
 prints how many got two. Every process it starts is stopped at the end, and
 every wait is bounded.

@@ -383,8 +383,8 @@ asio::awaitable<void> sleep_for(std::chrono::milliseconds duration) {
   co_await timer.async_wait(asio::use_awaitable);
 }
 
-// Polls `condition` every 5 ms until it holds or `limit` passes; returns
-// whether it held.
+// Polls `condition` every 5 ms until it is true or `limit` passes, and
+// returns whether it became true.
 asio::awaitable<bool> wait_until(std::function<bool()> condition, std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!condition()) {
