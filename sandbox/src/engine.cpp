@@ -657,12 +657,11 @@ Outcome Engine::begin_get_updates(CallContext& call) {
 
 Outcome Engine::resume_poll(std::uint64_t ticket, Instant now) {
   if (superseded_polls_.erase(ticket) > 0) {
-    ++stats_.errors_by_code[409];
-    return error_reply(ApiError(409, std::string(kPollConflict)));
+    return end_poll_in_conflict(ticket, kPollConflict);
   }
   auto it = polls_.find(ticket);
   if (it == polls_.end()) {
-    return error_reply(ApiError(409, std::string(kPollConflict)));
+    return end_poll_in_conflict(ticket, kPollConflict);
   }
   auto const [deadline, limit] = it->second;
   if (webhook_active()) {
@@ -670,11 +669,11 @@ Outcome Engine::resume_poll(std::uint64_t ticket, Instant now) {
     if (active_poll_ == ticket) {
       active_poll_.reset();
     }
-    ++stats_.errors_by_code[409];
-    return error_reply(ApiError(409, std::string(kWebhookConflict)));
+    return end_poll_in_conflict(ticket, kWebhookConflict);
   }
   if (!updates_.empty() || now >= deadline) {
     polls_.erase(it);
+    poll_records_.erase(ticket);
     if (active_poll_ == ticket) {
       active_poll_.reset();
     }
@@ -683,9 +682,29 @@ Outcome Engine::resume_poll(std::uint64_t ticket, Instant now) {
   return PollWait{.ticket = ticket, .deadline = deadline};
 }
 
+ApiReply Engine::end_poll_in_conflict(std::uint64_t ticket, std::string_view description) {
+  ++stats_.errors_by_code[409];
+  auto record = poll_records_.find(ticket);
+  if (record != poll_records_.end()) {
+    // The call was recorded as ok while it waited. calls_ is in sequence order.
+    auto call = std::lower_bound(calls_.begin(), calls_.end(), record->second,
+                                 [](RecordedCall const& recorded, std::uint64_t sequence) {
+                                   return recorded.sequence < sequence;
+                                 });
+    if (call != calls_.end() && call->sequence == record->second) {
+      call->ok = false;
+      call->error_code = 409;
+      call->description = std::string(description);
+    }
+    poll_records_.erase(record);
+  }
+  return error_reply(ApiError(409, std::string(description)));
+}
+
 void Engine::cancel_poll(std::uint64_t ticket) {
   polls_.erase(ticket);
   superseded_polls_.erase(ticket);
+  poll_records_.erase(ticket);
   if (active_poll_ == ticket) {
     active_poll_.reset();
   }
@@ -945,6 +964,9 @@ Outcome Engine::handle(ApiRequest request, Instant now) {
         if (auto* wait = std::get_if<PollWait>(&outcome)) {
           ApiReply pending{200, {}};
           record_call(method_name, std::move(request.params), 0, pending, now);
+          if (options_.max_recorded_calls > 0) {
+            poll_records_[wait->ticket] = stats_.calls;
+          }
           return *wait;
         }
         reply = std::get<ApiReply>(std::move(outcome));

@@ -1,5 +1,6 @@
 // sluice-sandbox: runs the local Bot API server from the command line and
-// prints its counters when it stops.
+// prints its counters when it stops. Logs go to stderr and the counters to
+// stdout, so `sluice-sandbox > stats.json` keeps a clean JSON document.
 
 #include <cstdint>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <sluice/runtime/flags.hpp>
@@ -70,6 +72,8 @@ asio::awaitable<void> run(Sandbox& sandbox, asio::signal_set& signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Set before any module logger exists: they copy the default's sinks.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("sluice-sandbox"));
   SandboxOptions options;
   std::string scenario_file;
   std::string log_level = "info";

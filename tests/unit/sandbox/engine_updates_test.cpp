@@ -133,6 +133,14 @@ TEST_F(EngineUpdates, SecondPollerEndsFirstWithConflict) {
   EXPECT_EQ(reply.body, load_data("responses/error_409_conflict_getupdates_01.json"));
   auto still = harness.engine().resume_poll(std::get<PollWait>(second).ticket, harness.now());
   EXPECT_TRUE(std::holds_alternative<PollWait>(still)) << "the newer poll keeps waiting";
+
+  // The first poll was recorded when it began; its record now says 409.
+  auto calls = harness.engine().calls_json("getUpdates", std::nullopt);
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].at("ok"), false);
+  EXPECT_EQ(calls[0].at("error_code"), 409);
+  EXPECT_EQ(calls[1].at("ok"), true);
+  EXPECT_EQ(harness.engine().stats().errors_by_code.at(409), 1u);
 }
 
 TEST_F(EngineUpdates, GetUpdatesConflictsWithWebhook) {

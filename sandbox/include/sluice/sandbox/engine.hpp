@@ -326,6 +326,9 @@ class Engine {
 
   void record_call(std::string const& method, boost::json::object params, std::int64_t chat_id,
                    ApiReply const& reply, Instant now);
+  // Ends the waiting long poll `ticket` with 409 and `description`, and
+  // marks its recorded call as failed.
+  ApiReply end_poll_in_conflict(std::uint64_t ticket, std::string_view description);
 
   EngineOptions options_;
   Instant start_;
@@ -349,6 +352,8 @@ class Engine {
   std::optional<std::uint64_t> active_poll_;
   std::unordered_map<std::uint64_t, std::pair<Instant, std::size_t>> polls_;
   std::unordered_set<std::uint64_t> superseded_polls_;
+  // Sequence number of the recorded call of each waiting long poll.
+  std::unordered_map<std::uint64_t, std::uint64_t> poll_records_;
   std::uint64_t next_poll_ticket_ = 1;
 
   WebhookState webhook_;
