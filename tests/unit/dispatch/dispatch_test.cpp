@@ -507,6 +507,47 @@ TEST(Bot, SlowChatDoesNotDelayOthers) {
   });
 }
 
+// Telegram's per-chat limit and the client's default budget are both about
+// one message per second after a burst of 3. Replies sent as fast as the
+// client's budget allows must all arrive inside the server's limit.
+TEST(Bot, DefaultFloodControlDrawsNo429) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    auto options = sandbox_options(1);
+    options.engine.flood = sluice::sandbox::FloodOptions{};
+    options.scenario->flood = sluice::sandbox::FloodOptions{};
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), options);
+    co_await sandbox.start();
+
+    constexpr int kMessages = 3;
+    constexpr int kRepliesPerMessage = 3;
+    Router router;
+    router.on_message([](Context& ctx) -> asio::awaitable<void> {
+      for (int i = 0; i < kRepliesPerMessage; ++i) {
+        co_await ctx.reply(std::string(ctx.text()));
+      }
+    });
+    auto flooded = bot_options(sandbox);
+    flooded.api.flood = sluice::telegram::FloodOptions{};
+    Bot bot(io.get_executor(), flooded, router);
+    sluice::runtime::TaskSet runner(io.get_executor(), "test");
+    auto error = std::make_shared<std::exception_ptr>();
+    runner.spawn("bot", run_bot(bot, error));
+
+    for (int i = 0; i < kMessages; ++i) {
+      sandbox.push_message(kFirstUserId, 0, "burst " + std::to_string(i));
+    }
+    const std::string all_sent = "calls.sendMessage>=" + std::to_string(kMessages * kRepliesPerMessage);
+    const bool replied = co_await sandbox.wait_for(all_sent, 30s);
+    bot.stop();
+    co_await runner.join();
+
+    EXPECT_TRUE(replied);
+    EXPECT_EQ(rethrow_text(*error), "");
+    EXPECT_EQ(sandbox.engine().stats().responses_429, 0u);
+    co_await sandbox.stop();
+  });
+}
+
 TEST(Bot, ThrowingHandlerDoesNotStopOthers) {
   run_test([](asio::io_context& io) -> asio::awaitable<void> {
     sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(1));
