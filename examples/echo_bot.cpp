@@ -3,6 +3,7 @@
 //
 //   echo_bot --token 123:ABC [--api-url https://api.telegram.org] [--flood-control off]
 //            [--journal sqlite:///echo.db] [--max-in-flight 32]
+//            [--delete-webhook on]
 //            [--webhook-port 8443 --webhook-url URL --webhook-secret S [--webhook-reply on]]
 //   BOT_TOKEN=123:ABC SLUICE_API_URL=http://127.0.0.1:8081 echo_bot
 //
@@ -14,6 +15,9 @@
 // or postgresql:// URL) and confirms it to Telegram once stored, so the
 // next batch is fetched while this one is handled. A restart handles what
 // the journal still contains.
+//
+// --delete-webhook on deletes a webhook left set by an earlier run before
+// long polling starts. Telegram keeps the updates it holds.
 //
 // --webhook-port receives updates by webhook on 127.0.0.1 instead of long
 // polling, after setWebhook with --webhook-url (max_connections 100).
@@ -47,6 +51,7 @@
 #include <sluice/runtime/shutdown.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/sandbox/sandbox.hpp>
+#include <sluice/updates/webhook.hpp>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -91,13 +96,17 @@ struct Flags {
   std::string webhook_url;
   std::string webhook_secret;
   bool webhook_reply = false;
+  bool delete_webhook = false;
+  /// Options other than --token given on the command line. The self-check
+  /// (no token) takes none.
+  std::vector<std::string> other_options;
   bool help = false;
 };
 
 constexpr std::string_view kUsage =
     "usage: echo_bot [--token TOKEN] [--api-url URL] [--flood-control on|off] [--journal URL]\n"
     "                [--max-in-flight N] [--webhook-port N --webhook-secret S [--webhook-url URL]\n"
-    "                [--webhook-reply on|off]]\n"
+    "                [--webhook-reply on|off]] [--delete-webhook on|off]\n"
     "  --token TOKEN          bot token (or BOT_TOKEN); without one, runs a self-check\n"
     "                         against an in-process sandbox and exits\n"
     "  --api-url URL          Bot API root (or SLUICE_API_URL); default https://api.telegram.org\n"
@@ -115,7 +124,18 @@ constexpr std::string_view kUsage =
     "                         (the webhook is already set)\n"
     "  --webhook-secret S     the webhook's secret token (1 to 256 of A-Z a-z 0-9 _ -)\n"
     "  --webhook-reply on|off send each echo in the reply to the webhook request (default off)\n"
+    "  --delete-webhook on|off\n"
+    "                         delete a webhook left set by an earlier run before long\n"
+    "                         polling starts (default off)\n"
     "Each option can also be written as --name=VALUE.\n";
+
+// Reads the value of an on|off option.
+bool parse_switch(std::string_view name, std::string_view value) {
+  if (value != "on" && value != "off") {
+    throw std::invalid_argument(fmt::format("invalid value '{}' for {}: expected on or off", value, name));
+  }
+  return value == "on";
+}
 
 // Reads --name VALUE or --name=VALUE pairs; throws std::invalid_argument
 // with the message to print for a usage error.
@@ -137,7 +157,7 @@ Flags read_flags(int argc, char** argv) {
     const std::string_view name = argument.substr(0, equals);
     if (name != "--token" && name != "--api-url" && name != "--flood-control" && name != "--journal" &&
         name != "--max-in-flight" && name != "--webhook-port" && name != "--webhook-url" &&
-        name != "--webhook-secret" && name != "--webhook-reply") {
+        name != "--webhook-secret" && name != "--webhook-reply" && name != "--delete-webhook") {
       throw std::invalid_argument(fmt::format("unknown option {}; see echo_bot --help", name));
     }
     std::string_view value;
@@ -148,7 +168,14 @@ Flags read_flags(int argc, char** argv) {
     } else {
       throw std::invalid_argument(fmt::format("missing value for {}; see echo_bot --help", name));
     }
+    if (name != "--token") {
+      flags.other_options.emplace_back(name);
+    }
     if (name == "--token") {
+      if (value.empty()) {
+        throw std::invalid_argument(
+            "invalid value '' for --token: expected the bot token; leave --token out to run the self-check");
+      }
       flags.token = value;
     } else if (name == "--api-url") {
       flags.api_url = value;
@@ -157,12 +184,14 @@ Flags read_flags(int argc, char** argv) {
     } else if (name == "--webhook-url") {
       flags.webhook_url = value;
     } else if (name == "--webhook-secret") {
+      if (!sluice::updates::is_valid_secret_token(value)) {
+        throw std::invalid_argument("invalid value for --webhook-secret: expected 1 to 256 of A-Z a-z 0-9 _ -");
+      }
       flags.webhook_secret = value;
     } else if (name == "--webhook-reply") {
-      if (value != "on" && value != "off") {
-        throw std::invalid_argument(fmt::format("invalid value '{}' for --webhook-reply: expected on or off", value));
-      }
-      flags.webhook_reply = value == "on";
+      flags.webhook_reply = parse_switch(name, value);
+    } else if (name == "--delete-webhook") {
+      flags.delete_webhook = parse_switch(name, value);
     } else if (name == "--max-in-flight") {
       flags.max_in_flight = sluice::runtime::parse_integer_flag<std::size_t>("max-in-flight", value, 1, 1024);
     } else if (name == "--journal") {
@@ -174,10 +203,7 @@ Flags read_flags(int argc, char** argv) {
       }
       flags.journal = value;
     } else {
-      if (value != "on" && value != "off") {
-        throw std::invalid_argument(fmt::format("invalid value '{}' for --flood-control: expected on or off", value));
-      }
-      flags.flood_control = value == "on";
+      flags.flood_control = parse_switch(name, value);
     }
   }
   if (flags.webhook_port && flags.webhook_secret.empty()) {
@@ -186,8 +212,16 @@ Flags read_flags(int argc, char** argv) {
   if (flags.webhook_port && !flags.journal.empty()) {
     throw std::invalid_argument("--journal applies to long polling only; drop it or --webhook-port");
   }
+  if (flags.webhook_port && flags.delete_webhook) {
+    throw std::invalid_argument("--delete-webhook applies to long polling only; drop it or --webhook-port");
+  }
   if (!flags.webhook_port && (!flags.webhook_url.empty() || !flags.webhook_secret.empty() || flags.webhook_reply)) {
     throw std::invalid_argument("--webhook-url, --webhook-secret and --webhook-reply need --webhook-port");
+  }
+  if (flags.token.empty() && !flags.other_options.empty()) {
+    throw std::invalid_argument(fmt::format(
+        "{} needs a token (--token or BOT_TOKEN); without one echo_bot runs its self-check, which takes no options",
+        flags.other_options.front()));
   }
   return flags;
 }
@@ -204,6 +238,7 @@ asio::awaitable<void> run_real(Flags flags) {
   options.api.flood.enabled = flags.flood_control;
   options.api.max_in_flight = flags.max_in_flight;
   options.api.http.max_connections_per_host = flags.max_in_flight;
+  options.polling.delete_webhook = flags.delete_webhook;
 
   // SQLite runs its calls on this pool; it is unused with PostgreSQL.
   sluice::runtime::BlockingPool blocking(1, "journal");

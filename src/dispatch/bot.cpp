@@ -153,6 +153,10 @@ boost::asio::awaitable<void> Bot::run_polling() {
   auto logger = runtime::module_logger("sluice.dispatch");
 
   co_await learn_username();
+  if (options_.polling.delete_webhook) {
+    co_await updates::delete_webhook(api_, false);
+    logger->info("webhook deleted before polling");
+  }
   updates::OffsetStore& store = options_.offset_store != nullptr ? *options_.offset_store : memory_store_;
   updates::LongPollingOptions polling = options_.polling;
   if (!polling.allowed_updates) {
@@ -215,10 +219,10 @@ boost::asio::awaitable<void> Bot::run_webhook(WebhookServerOptions options) {
   }
   started_ = true;
   auto logger = runtime::module_logger("sluice.dispatch");
-  co_await learn_username();
-
+  // The handler checks its options, so a bad secret fails before any call.
   updates::OffsetStore& store = options_.offset_store != nullptr ? *options_.offset_store : memory_store_;
   updates::WebhookHandler handler(executor_, dispatcher_, options.webhook, &store);
+  co_await learn_username();
   options.server.body_limit = options.webhook.body_limit;
   http::Server server(executor_, options.server,
                       [&handler](http::Request&& request, const http::RequestInfo& info) {

@@ -586,7 +586,8 @@ void LongPoller::Impl::handle_poll_error(const std::exception_ptr& error,
     if (code == 409) {
       logger_->error("getUpdates conflicts; polling stops error=\"{}\"", telegram_error.what());
       throw PollingStopped(409, std::string("getUpdates failed with 409 Conflict: a webhook is "
-                                            "set (call delete_webhook) or another process polls "
+                                            "set (call delete_webhook, or set "
+                                            "LongPollingOptions::delete_webhook) or another process polls "
                                             "with this token (") +
                                     telegram_error.description() + ")");
     }

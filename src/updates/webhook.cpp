@@ -26,7 +26,9 @@ namespace {
 // Telegram's limit for secret_token (https://core.telegram.org/bots/api#setwebhook).
 constexpr std::size_t kMaxSecretLength = 256;
 
-bool valid_secret(std::string_view secret) {
+}  // namespace
+
+bool is_valid_secret_token(std::string_view secret) noexcept {
   if (secret.empty() || secret.size() > kMaxSecretLength) {
     return false;
   }
@@ -39,6 +41,8 @@ bool valid_secret(std::string_view secret) {
   }
   return true;
 }
+
+namespace {
 
 http::Reply text_reply(http::Status status, std::string body) {
   http::Reply reply;
@@ -140,7 +144,7 @@ class WebhookHandler::Impl : public std::enable_shared_from_this<WebhookHandler:
         dead_letters_(dead_letters),
         logger_(runtime::module_logger("sluice.updates")),
         recent_(options_.remember_handled) {
-    if (!valid_secret(options_.secret_token)) {
+    if (!is_valid_secret_token(options_.secret_token)) {
       throw std::invalid_argument(
           "WebhookOptions::secret_token must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -");
     }

@@ -45,6 +45,10 @@ struct LongPollingOptions {
   /// a restart handles again what the journal still holds. Needs a store
   /// whose has_journal() is true. Default false.
   bool journal = false;
+  /// Calls deleteWebhook (keeping the updates Telegram holds) before the
+  /// first getUpdates, so that a webhook left set by an earlier run does
+  /// not stop polling with 409. Applied by Bot::run_polling. Default false.
+  bool delete_webhook = false;
 };
 
 /// Thrown by LongPoller::run when polling cannot continue: Telegram

@@ -136,6 +136,10 @@ class WebhookHandler {
   std::shared_ptr<Impl> impl_;
 };
 
+/// True when `secret` is a valid secret_token for setWebhook: 1 to 256
+/// characters of A-Z, a-z, 0-9, _ and -.
+bool is_valid_secret_token(std::string_view secret) noexcept;
+
 /// Calls setWebhook with `url`, `secret_token` and `allowed_updates` (empty:
 /// keep Telegram's current choice). Errors: those of BotApi::call.
 boost::asio::awaitable<void> set_webhook(telegram::BotApi& api, std::string url, std::string secret_token,

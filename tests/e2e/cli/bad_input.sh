@@ -87,6 +87,12 @@ expect 2 "--webhook-port needs --webhook-secret" "$echo_bot" --webhook-port 8443
 expect 2 "need --webhook-port" "$echo_bot" --webhook-reply on
 expect 2 "--journal applies to long polling only" "$echo_bot" --webhook-port 0 --webhook-secret s \
   --journal sqlite:///x.db
+expect 2 "invalid value for --webhook-secret" "$echo_bot" --webhook-port 0 --webhook-secret 'a b'
+expect 2 "invalid value 'maybe' for --delete-webhook" "$echo_bot" --delete-webhook maybe
+expect 2 "--delete-webhook applies to long polling only" "$echo_bot" --delete-webhook on \
+  --webhook-port 0 --webhook-secret s
+expect 2 "invalid value '' for --token" "$echo_bot" --token=
+expect 2 "--max-in-flight needs a token" env -u BOT_TOKEN "$echo_bot" --max-in-flight 8
 expect 2 "unknown option --bogus" "$signup_bot" --bogus
 expect 2 "expected at most one argument" "$signup_bot" a.db b.db
 

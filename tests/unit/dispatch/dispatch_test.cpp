@@ -965,6 +965,61 @@ TEST(Bot, WrongTokenStopsPolling) {
   });
 }
 
+TEST(Bot, DeletesWebhookBeforePollingWhenAsked) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(1));
+    co_await sandbox.start();
+    Router router;
+    int handled = 0;
+    router.on_message([&handled](Context&) -> asio::awaitable<void> {
+      ++handled;
+      co_return;
+    });
+    BotOptions options = bot_options(sandbox);
+    options.polling.delete_webhook = true;
+    Bot bot(io.get_executor(), std::move(options), router);
+    // The bot's own API client sets a webhook, as an earlier run would leave it.
+    std::vector<std::string> every_kind;
+    co_await sluice::updates::set_webhook(bot.api(), "http://127.0.0.1:9/webhook", "left-over",
+                                          std::move(every_kind));
+    sluice::runtime::TaskSet runner(io.get_executor(), "test");
+    auto error = std::make_shared<std::exception_ptr>();
+    runner.spawn("bot", run_bot(bot, error));
+
+    sandbox.push_message(kFirstUserId, 0, "after the webhook");
+    const bool confirmed = co_await sandbox.wait_for("all_confirmed", 10s);
+    bot.stop();
+    co_await runner.join();
+
+    EXPECT_TRUE(confirmed);
+    EXPECT_EQ(rethrow_text(*error), "");
+    EXPECT_EQ(handled, 1);
+    EXPECT_FALSE(sandbox.engine().webhook_active());
+    co_await sandbox.stop();
+  });
+}
+
+TEST(Bot, BadWebhookSecretFailsBeforeAnyCall) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(1));
+    co_await sandbox.start();
+    Router router;
+    router.on_message(no_op);
+    Bot bot(io.get_executor(), bot_options(sandbox), router);
+    sluice::dispatch::WebhookServerOptions options;
+    options.webhook.secret_token = "has spaces";
+    std::string message;
+    try {
+      co_await bot.run_webhook(std::move(options));
+    } catch (const std::invalid_argument& error) {
+      message = error.what();
+    }
+    EXPECT_NE(message.find("secret_token"), std::string::npos) << message;
+    EXPECT_EQ(sandbox.engine().stats().calls, 0u) << "no getMe before the options are checked";
+    co_await sandbox.stop();
+  });
+}
+
 // -- webhook ----------------------------------------------------------------
 
 constexpr std::string_view kSecret = "s3cret-token_1";
