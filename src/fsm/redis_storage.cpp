@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <memory>
+#include <string>
 #include <stdexcept>
 #include <utility>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,6 +28,18 @@
 
 namespace sluice::fsm {
 
+namespace detail {
+
+// Shared by a held lock and its renewal task: the holder sets `stopped`
+// and cancels `wake` when it lets the lock go.
+struct LockRenewal {
+  explicit LockRenewal(boost::asio::any_io_executor executor) : wake(std::move(executor)) {}
+  boost::asio::steady_timer wake;
+  bool stopped = false;
+};
+
+}  // namespace detail
+
 namespace {
 
 // Keys asked for per SCAN call in move_chat: large enough that a keyspace
@@ -37,6 +52,14 @@ constexpr int kScanCount = 500;
 constexpr const char* kReleaseScript =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
     "  return redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "return 0\n";
+
+// Extends the lock's time to live (ARGV[2] ms) only while it still holds
+// this holder's token. Returns 1 when extended.
+constexpr const char* kRenewScript =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "end\n"
     "return 0\n";
 
@@ -94,16 +117,57 @@ boost::asio::awaitable<void> release_in_background(redis::Client* client, const 
   local.release();
 }
 
+// Extends a held lock every lock_ttl / 3 until its holder stops the
+// renewal, the lock turns out lost, or the task is cancelled. A failed
+// renewal is logged and tried again at the next turn, which still comes
+// before the lock would expire.
+boost::asio::awaitable<void> renew_until_released(redis::Client* client, const redis::Script* script,
+                                                  std::string lock_key, std::string token,
+                                                  std::chrono::milliseconds ttl,
+                                                  std::shared_ptr<detail::LockRenewal> renewal) {
+  const auto interval = std::max(ttl / 3, std::chrono::milliseconds(1));
+  const redis::Arguments keys(lock_key);
+  const redis::Arguments args(token, ttl.count());
+  auto logger = runtime::module_logger("sluice.fsm");
+  while (!renewal->stopped) {
+    renewal->wake.expires_after(interval);
+    auto [waited] = co_await renewal->wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (renewal->stopped || waited == boost::asio::error::operation_aborted) {
+      co_return;
+    }
+    std::string failure;
+    try {
+      redis::Reply reply = co_await client->eval(*script, keys, args);
+      reply.throw_if_error("EVALSHA (fsm lock renewal)");
+      if (reply.as_integer() == 0 && !renewal->stopped) {
+        logger->warn("fsm lock lost while held: it expired or was deleted key={}", lock_key);
+        co_return;
+      }
+    } catch (const std::exception& error) {
+      failure = error.what();
+    }
+    if (!failure.empty() && !renewal->stopped) {
+      logger->warn("fsm lock renewal failed; trying again in interval_ms={} key={} error={}", interval.count(),
+                   lock_key, failure);
+    }
+  }
+}
+
 }  // namespace
 
 // A lock held in Redis plus the in-process lock taken before it.
 class RedisStorage::RedisLockHolder final : public KeyLock::Holder {
  public:
   RedisLockHolder(RedisStorage& storage, std::string lock_key, std::string token,
-                  detail::KeyLockTable::Lock local)
-      : storage_(&storage), lock_key_(std::move(lock_key)), token_(std::move(token)), local_(std::move(local)) {}
+                  detail::KeyLockTable::Lock local, std::shared_ptr<detail::LockRenewal> renewal)
+      : storage_(&storage),
+        lock_key_(std::move(lock_key)),
+        token_(std::move(token)),
+        local_(std::move(local)),
+        renewal_(std::move(renewal)) {}
 
   ~RedisLockHolder() override {
+    stop_renewal();
     if (!local_) {
       return;
     }
@@ -114,6 +178,7 @@ class RedisStorage::RedisLockHolder final : public KeyLock::Holder {
   RedisLockHolder& operator=(const RedisLockHolder&) = delete;
 
   boost::asio::awaitable<void> release() override {
+    stop_renewal();
     // Taken out first, so that a throw or a cancellation below leaves the
     // release to the background path of the destructor.
     detail::KeyLockTable::Lock local = std::move(local_);
@@ -152,20 +217,30 @@ class RedisStorage::RedisLockHolder final : public KeyLock::Holder {
   }
 
  private:
+  void stop_renewal() noexcept {
+    if (renewal_) {
+      renewal_->stopped = true;
+      renewal_->wake.cancel();
+      renewal_.reset();
+    }
+  }
+
   RedisStorage* storage_;
   std::string lock_key_;
   std::string token_;
   detail::KeyLockTable::Lock local_;
+  std::shared_ptr<detail::LockRenewal> renewal_;
 };
 
 RedisStorage::RedisStorage(redis::Client& client, RedisStorageOptions options)
     : client_(&client),
       options_(std::move(options)),
       release_script_(std::make_unique<redis::Script>(kReleaseScript)),
+      renew_script_(std::make_unique<redis::Script>(kRenewScript)),
       move_script_(std::make_unique<redis::Script>(kMoveScript)),
       locks_(std::make_unique<detail::KeyLockTable>()),
       jitter_(options_.jitter_seed ? *options_.jitter_seed : std::random_device{}()),
-      releases_(client.get_executor(), "fsm lock releases") {
+      releases_(client.get_executor(), "fsm lock tasks") {
   if (options_.lock_ttl <= std::chrono::milliseconds(0) || options_.lock_retry_min <= std::chrono::milliseconds(0) ||
       options_.lock_retry_max < options_.lock_retry_min) {
     throw std::invalid_argument("RedisStorageOptions: lock_ttl (" + std::to_string(options_.lock_ttl.count()) +
@@ -176,6 +251,25 @@ RedisStorage::RedisStorage(redis::Client& client, RedisStorageOptions options)
 }
 
 RedisStorage::~RedisStorage() = default;
+
+std::shared_ptr<detail::LockRenewal> RedisStorage::start_renewal(const std::string& lock_key, const std::string& token) {
+  if (!options_.renew_locks) {
+    return nullptr;
+  }
+  auto renewal = std::make_shared<detail::LockRenewal>(client_->get_executor());
+  try {
+    std::string name = "fsm lock renewal " + lock_key;
+    releases_.spawn(std::move(name), renew_until_released(client_, renew_script_.get(), lock_key, token,
+                                                          options_.lock_ttl, renewal));
+  } catch (const std::exception& error) {
+    // After close(): the lock lasts lock_ttl from now.
+    runtime::module_logger("sluice.fsm")
+        ->warn("fsm lock not renewed; it expires after lock_ttl_ms={} error={}", options_.lock_ttl.count(),
+               error.what());
+    return nullptr;
+  }
+  return renewal;
+}
 
 std::string RedisStorage::state_key(const StorageKey& key) const { return options_.prefix + ":" + key.to_string(); }
 
@@ -254,8 +348,8 @@ boost::asio::awaitable<KeyLock> RedisStorage::lock(StorageKey key) {
       std::rethrow_exception(error);
     }
     if (taken) {
-      co_return KeyLock(std::make_unique<RedisLockHolder>(*this, std::move(redis_key), std::move(token),
-                                                          std::move(local)));
+      co_return KeyLock(std::make_unique<RedisLockHolder>(*this, redis_key, token, std::move(local),
+                                                          start_renewal(redis_key, token)));
     }
 
     const auto now = Clock::now();

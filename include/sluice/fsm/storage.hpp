@@ -40,7 +40,8 @@ namespace sluice::fsm {
 
 namespace detail {
 class KeyLockTable;
-}
+struct LockRenewal;
+}  // namespace detail
 
 /// The parts of a conversation key, chosen per bot.
 enum class KeyStrategy : std::uint8_t {
@@ -295,9 +296,12 @@ struct RedisStorageOptions {
   /// `<prefix>:lock:<key>` (see StorageKey for `<key>`).
   std::string prefix = "sluice:fsm";
   /// Time to live of a lock: a lock whose holder died is free after this
-  /// long. It must exceed the longest handler, because the lock is not
-  /// extended while held. Default 30 s.
+  /// long. Default 30 s.
   std::chrono::milliseconds lock_ttl = std::chrono::seconds(30);
+  /// True: a held lock's time to live is extended every lock_ttl / 3
+  /// until it is released, so a handler may run longer than lock_ttl.
+  /// False: lock_ttl must exceed the longest handler. Default true.
+  bool renew_locks = true;
   /// How long `lock` waits for a lock held by another process before it
   /// throws LockTimeout. Keep it above lock_ttl so that the lock of a
   /// holder that died is taken instead of timing out. Default 35 s.
@@ -321,9 +325,10 @@ struct RedisStorageOptions {
 ///
 /// Locks exclude every process that uses the same Redis and prefix: a
 /// lock is `SET <prefix>:lock:<key> <random token> NX PX lock_ttl`,
-/// retried with jittered backoff until lock_timeout, and deleted by a Lua
-/// compare-and-delete, so a holder whose lock expired never deletes
-/// another's. Waiters of one process first queue on an in-process lock,
+/// retried with jittered backoff until lock_timeout, extended while held
+/// by a Lua compare-and-expire every lock_ttl / 3, and deleted by a Lua
+/// compare-and-delete, so a holder whose lock expired never extends or
+/// deletes another's. Waiters of one process first queue on an in-process lock,
 /// so a process does not compete with itself.
 ///
 /// move_chat finds the old chat's records with SCAN (`MATCH
@@ -348,8 +353,9 @@ class RedisStorage final : public Storage {
   boost::asio::awaitable<KeyLock> lock(StorageKey key) override;
   boost::asio::awaitable<std::size_t> move_chat(std::int64_t bot_id, std::int64_t old_chat_id,
                                                 std::int64_t new_chat_id) override;
-  /// Waits up to close_timeout for lock releases in flight, then cancels
-  /// them (their locks expire after lock_ttl).
+  /// Waits up to close_timeout for lock releases in flight and for the
+  /// locks still held to be released, then cancels the rest (those locks
+  /// expire after lock_ttl).
   boost::asio::awaitable<void> close() override;
 
   /// The Redis key of a record and of its lock.
@@ -363,10 +369,14 @@ class RedisStorage final : public Storage {
   class RedisLockHolder;
 
   std::string random_token();
+  // Starts the task that extends a lock just taken; nullptr when
+  // renew_locks is false or the storage is closed.
+  std::shared_ptr<detail::LockRenewal> start_renewal(const std::string& lock_key, const std::string& token);
 
   redis::Client* client_;
   RedisStorageOptions options_;
   std::unique_ptr<redis::Script> release_script_;
+  std::unique_ptr<redis::Script> renew_script_;
   std::unique_ptr<redis::Script> move_script_;
   std::unique_ptr<detail::KeyLockTable> locks_;
   std::random_device token_source_;

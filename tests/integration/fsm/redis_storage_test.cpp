@@ -286,6 +286,67 @@ TEST(RedisStorage, DeadHolderLockExpires) {
   });
 }
 
+TEST(RedisStorage, HeldLockOutlivesLockTtl) {
+  SLUICE_FSM_REQUIRE_ENV(url, "SLUICE_TEST_REDIS_URL");
+  const std::string prefix = unique_prefix();
+  run_test([&](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::redis::Client first_client(io.get_executor(), {.url = url});
+    sluice::redis::Client second_client(io.get_executor(), {.url = url});
+    RedisStorageOptions options = storage_options(prefix);
+    options.lock_ttl = 300ms;
+    options.lock_timeout = 600ms;
+    RedisStorage first(first_client, options);
+    RedisStorage second(second_client, options);
+    const StorageKey key{.bot_id = 1, .chat_id = 2, .user_id = 3};
+
+    // The first holder keeps the lock for three lock_ttls, while the
+    // second process waits twice lock_ttl in vain.
+    KeyLock held = co_await first.lock(key);
+    bool timed_out = false;
+    try {
+      KeyLock never = co_await second.lock(key);
+    } catch (const sluice::fsm::LockTimeout&) {
+      timed_out = true;
+    }
+    co_await sleep_for(300ms);
+    EXPECT_TRUE(timed_out) << "the lock expired while held";
+    std::optional<std::string> still_held = co_await first_client.get(first.lock_key(key));
+    EXPECT_TRUE(still_held.has_value()) << "three lock_ttls after it was taken";
+
+    co_await held.release();
+    KeyLock after = co_await second.lock(key);
+    EXPECT_TRUE(after);
+    co_await after.release();
+    std::optional<std::string> lock_left = co_await first_client.get(first.lock_key(key));
+    EXPECT_FALSE(lock_left.has_value());
+    co_await first.close();
+    co_await second.close();
+    co_await first_client.close();
+    co_await second_client.close();
+  });
+}
+
+TEST(RedisStorage, LockWithoutRenewalExpiresWhileHeld) {
+  SLUICE_FSM_REQUIRE_ENV(url, "SLUICE_TEST_REDIS_URL");
+  const std::string prefix = unique_prefix();
+  run_test([&](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::redis::Client client(io.get_executor(), {.url = url});
+    RedisStorageOptions options = storage_options(prefix);
+    options.lock_ttl = 200ms;
+    options.renew_locks = false;
+    RedisStorage storage(client, options);
+    const StorageKey key{.bot_id = 1, .chat_id = 2, .user_id = 3};
+
+    KeyLock held = co_await storage.lock(key);
+    co_await sleep_for(400ms);
+    std::optional<std::string> lock_left = co_await client.get(storage.lock_key(key));
+    EXPECT_FALSE(lock_left.has_value());
+    co_await held.release();
+    co_await storage.close();
+    co_await client.close();
+  });
+}
+
 TEST(RedisStorage, LockTimeoutNamesTheKey) {
   SLUICE_FSM_REQUIRE_ENV(url, "SLUICE_TEST_REDIS_URL");
   const std::string prefix = unique_prefix();
