@@ -47,27 +47,12 @@ void run_with_redis(const std::string& url,
   sluice::redis::ClientOptions options;
   options.url = url;
   std::optional<sluice::redis::Client> client(std::in_place, io.get_executor(), options);
-  std::exception_ptr failure;
-  bool finished = false;
-  auto on_done = [&](std::exception_ptr error) {
-    failure = error;
-    finished = true;
-    // The client's connection loops would keep the loop busy until the limit.
-    io.stop();
-  };
-  asio::co_spawn(io, body(*client), on_done);
-  io.run_for(kMaxTestTime);
+  // run_to_end stops the loop when the body ends; the client's connection
+  // loops would otherwise keep it busy until the limit.
+  sluice_test::run_to_end(io, body(*client), kMaxTestTime);
   client.reset();
   io.restart();
   io.run_for(std::chrono::seconds(1));
-  ASSERT_TRUE(finished) << "test did not finish within " << kMaxTestTime.count() << " s";
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& error) {
-      FAIL() << "test threw: " << error.what();
-    }
-  }
 }
 
 #define REDIS_URL_OR_SKIP(variable)                                         \

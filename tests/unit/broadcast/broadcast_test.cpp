@@ -29,6 +29,8 @@
 #include <sluice/sandbox/sandbox.hpp>
 #include <sluice/telegram/bot_api.hpp>
 
+#include "support/run_on_loop.hpp"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -50,23 +52,7 @@ struct Harness {
 void run_test(std::function<asio::awaitable<void>(Harness)> body) {
   asio::io_context context;
   runtime::BlockingPool blocking(3, "test-blocking");
-  std::exception_ptr failure;
-  bool finished = false;
-  auto on_done = [&](std::exception_ptr error) {
-    failure = error;
-    finished = true;
-    context.stop();
-  };
-  asio::co_spawn(context, body(Harness{context, blocking}), on_done);
-  context.run_for(kMaxTestTime);
-  ASSERT_TRUE(finished) << "test did not finish within " << kMaxTestTime.count() << " s";
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& error) {
-      FAIL() << "test threw: " << error.what();
-    }
-  }
+  sluice_test::run_to_end(context, body(Harness{context, blocking}), kMaxTestTime);
 }
 
 std::vector<std::int64_t> user_ids(std::size_t count) {

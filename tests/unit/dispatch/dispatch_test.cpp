@@ -37,6 +37,8 @@
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/sandbox/sandbox.hpp>
 
+#include "support/run_on_loop.hpp"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -52,27 +54,8 @@ constexpr std::chrono::seconds kMaxTestTime{60};
 constexpr std::chrono::seconds kMaxBacklogTestTime{240};
 constexpr std::int64_t kFirstUserId = 100000001;
 
-// Runs `body` on a fresh io_context until it finishes; fails the test on an
-// exception or after kMaxTestTime.
 void run_test(std::chrono::seconds max_time, std::function<asio::awaitable<void>(asio::io_context&)> body) {
-  asio::io_context context;
-  std::exception_ptr failure;
-  bool finished = false;
-  auto on_done = [&](std::exception_ptr error) {
-    failure = error;
-    finished = true;
-    context.stop();
-  };
-  asio::co_spawn(context, body(context), on_done);
-  context.run_for(max_time);
-  ASSERT_TRUE(finished) << "test did not finish within " << max_time.count() << " s";
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& error) {
-      FAIL() << "test threw: " << error.what();
-    }
-  }
+  sluice_test::run_on_loop(max_time, body);
 }
 
 void run_test(std::function<asio::awaitable<void>(asio::io_context&)> body) {

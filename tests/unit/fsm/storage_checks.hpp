@@ -20,6 +20,8 @@
 
 #include <sluice/fsm/storage.hpp>
 
+#include "support/run_on_loop.hpp"
+
 namespace sluice::fsm::testing {
 
 namespace asio = boost::asio;
@@ -31,23 +33,7 @@ inline constexpr std::chrono::seconds kMaxTestTime{60};
 // Runs `body` on a fresh io_context; fails the test on an exception or
 // after kMaxTestTime.
 inline void run_test(std::function<asio::awaitable<void>(asio::io_context&)> body) {
-  asio::io_context io;
-  std::exception_ptr failure;
-  bool finished = false;
-  asio::co_spawn(io, body(io), [&](std::exception_ptr error) {
-    failure = error;
-    finished = true;
-    io.stop();
-  });
-  io.run_for(kMaxTestTime);
-  ASSERT_TRUE(finished) << "test did not finish within " << kMaxTestTime.count() << " s";
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& error) {
-      FAIL() << "test threw: " << error.what();
-    }
-  }
+  sluice_test::run_on_loop(kMaxTestTime, body);
 }
 
 inline StateRecord record(std::string state, boost::json::object data = {}) {

@@ -27,6 +27,7 @@
 #include <sluice/runtime/task_set.hpp>
 
 #include "support.hpp"
+#include "support/run_on_loop.hpp"
 
 namespace sluice::sandbox {
 namespace {
@@ -72,29 +73,8 @@ SandboxOptions test_options() {
   return options;
 }
 
-/// Runs `body` on a fresh io_context until it finishes; fails the test on an
-/// exception or after kMaxTestTime.
 void run_test(std::function<asio::awaitable<void>(asio::io_context&)> body) {
-  asio::io_context context;
-  std::exception_ptr failure;
-  bool finished = false;
-  auto on_done = [&](std::exception_ptr error) {
-    failure = error;
-    finished = true;
-    context.stop();
-  };
-  asio::co_spawn(context, body(context), on_done);
-  context.run_for(kMaxTestTime);
-  if (!finished) {
-    FAIL() << "test did not finish within " << kMaxTestTime.count() << " s";
-  }
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (std::exception const& error) {
-      FAIL() << "test threw: " << error.what();
-    }
-  }
+  sluice_test::run_on_loop(kMaxTestTime, body);
 }
 
 struct HttpResult {

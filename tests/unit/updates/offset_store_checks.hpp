@@ -1,8 +1,7 @@
 #pragma once
 
-// Shared by the offset-store tests: a runner for a test's coroutine, and
-// the behaviour every OffsetStore with a journal shares, checked against
-// each store by the same coroutine.
+// Shared by the offset-store tests: the behaviour every OffsetStore with a
+// journal shares, checked against each store by the same coroutine.
 
 #include <chrono>
 #include <cstdint>
@@ -18,31 +17,9 @@
 
 #include <sluice/updates/offset.hpp>
 
-namespace sluice_test {
+#include "support/run_on_loop.hpp"
 
-// Runs `body` on a fresh io_context until it finishes; fails the test on an
-// exception or after `limit`.
-inline void run_on_loop(std::chrono::seconds limit,
-                        std::function<boost::asio::awaitable<void>(boost::asio::io_context&)> body) {
-  boost::asio::io_context context;
-  std::exception_ptr failure;
-  bool finished = false;
-  auto on_done = [&](std::exception_ptr error) {
-    failure = error;
-    finished = true;
-    context.stop();
-  };
-  boost::asio::co_spawn(context, body(context), on_done);
-  context.run_for(limit);
-  ASSERT_TRUE(finished) << "test did not finish within " << limit.count() << " s";
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& error) {
-      FAIL() << "test threw: " << error.what();
-    }
-  }
-}
+namespace sluice_test {
 
 inline std::vector<std::int64_t> journal_ids(const std::vector<sluice::updates::JournalEntry>& entries) {
   std::vector<std::int64_t> ids;
