@@ -285,6 +285,12 @@ try:
     lost = updates["pushed"] - updates["confirmed"] - updates["dropped"]
     delivered, blocked, failed = (int(fields[name]) for name in ("delivered", "blocked", "failed"))
     rate = float(fields["rate_per_s"])
+    # The client's paid budget lets 50 sends go back to back after an idle
+    # stretch; over the short run that resumes after a kill, that burst is
+    # a visible share of the rate.
+    client_burst = 50
+    duration_s = max(int(fields["duration_ms"]) / 1000.0, 0.001)
+    allowed_rate = paid_limit * 1.05 + client_burst / duration_s
     checks = [
         ("per-chat order violations", stats["order_violations"]["total"], stats["order_violations"]["total"] == 0),
         ("updates lost", lost, lost == 0),
@@ -293,7 +299,7 @@ try:
         ("broadcast recipients answered", f"{delivered + blocked + failed} of {recipients}",
          delivered + blocked + failed == recipients),
         ("broadcast failed sends", failed, failed == 0),
-        ("broadcast rate (messages/s)", f"{rate:.0f} (paid limit {paid_limit:.0f})", 0 < rate <= paid_limit * 1.05),
+        ("broadcast rate (messages/s)", f"{rate:.0f} (paid limit {paid_limit:.0f})", 0 < rate <= allowed_rate),
     ]
     if crash:
         # Every recipient got the message; only sends in flight at the kill
