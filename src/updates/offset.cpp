@@ -44,19 +44,30 @@ namespace {
                          "one (SqlOffsetStore or RedisOffsetStore)");
 }
 
-// The entries as a JSON array of [update_id, raw_json] pairs: one bound
+// The entries as a JSON array of [update_id, update] pairs: one bound
 // parameter that SQLite's json_each and PostgreSQL's json_array_elements
-// expand into rows, so a batch is a single INSERT on both.
+// expand into rows, so a batch is a single INSERT on both. Each update is
+// pasted in as the JSON text it is, rather than escaped into a string.
 std::string entries_to_json(const std::vector<JournalEntry>& entries) {
-  boost::json::array pairs;
-  pairs.reserve(entries.size());
+  std::size_t size = 2;
   for (const JournalEntry& entry : entries) {
-    boost::json::array pair;
-    pair.emplace_back(entry.update_id);
-    pair.emplace_back(entry.raw_json);
-    pairs.emplace_back(std::move(pair));
+    size += entry.raw_json.size() + 24;
   }
-  return boost::json::serialize(pairs);
+  std::string pairs;
+  pairs.reserve(size);
+  pairs += '[';
+  for (const JournalEntry& entry : entries) {
+    if (pairs.size() > 1) {
+      pairs += ',';
+    }
+    pairs += '[';
+    pairs += std::to_string(entry.update_id);
+    pairs += ',';
+    pairs += entry.raw_json;
+    pairs += ']';
+  }
+  pairs += ']';
+  return pairs;
 }
 
 std::string ids_to_json(const std::vector<std::int64_t>& update_ids) {

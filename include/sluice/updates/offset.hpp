@@ -76,7 +76,7 @@ class OffsetTracker {
 struct DeadLetter {
   /// The update_id, when the JSON had a readable one.
   std::optional<std::int64_t> update_id{};
-  /// The update exactly as received.
+  /// The update exactly as received: JSON text.
   std::string raw_json{};
   /// The parse error, with the path of the offending value.
   std::string error{};
