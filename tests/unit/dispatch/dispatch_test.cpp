@@ -31,6 +31,7 @@
 
 #include <sluice/db/database.hpp>
 #include <sluice/dispatch/bot.hpp>
+#include <sluice/dispatch/dispatcher.hpp>
 #include <sluice/dispatch/webhook_reply.hpp>
 #include <sluice/http/client.hpp>
 #include <sluice/runtime/blocking_pool.hpp>
@@ -622,6 +623,62 @@ void check_dead_letter(bool journal) {
 TEST(Bot, MalformedUpdateBecomesDeadLetter) { check_dead_letter(false); }
 
 TEST(Bot, JournalKeepsDeadLetters) { check_dead_letter(true); }
+
+// A backlog of 100,000 updates, as after a long downtime, fed as fast as
+// the dispatcher takes them: the handlers at once and the updates held
+// (the memory bound) never exceed their limits, and each chat keeps its
+// order.
+TEST(Dispatcher, HundredThousandBacklogStaysBounded) {
+  run_test(kMaxBacklogTestTime, [](asio::io_context& io) -> asio::awaitable<void> {
+    constexpr std::int64_t kUpdates = 100000;
+    constexpr std::int64_t kChats = 1000;
+    sluice::dispatch::DispatcherOptions options;
+    options.max_concurrent_updates = 256;
+    options.max_pending_updates = 1024;
+
+    std::size_t running = 0;
+    std::size_t max_running = 0;
+    std::vector<std::int64_t> last_handled(kChats, 0);
+    int out_of_order = 0;
+    auto handler = [&](const sluice::telegram::Update& update) -> asio::awaitable<void> {
+      ++running;
+      max_running = std::max(max_running, running);
+      auto executor = co_await asio::this_coro::executor;
+      co_await asio::post(executor, asio::use_awaitable);
+      std::int64_t& last = last_handled[static_cast<std::size_t>(update.update_id % kChats)];
+      if (update.update_id <= last) {
+        ++out_of_order;
+      }
+      last = update.update_id;
+      --running;
+    };
+    sluice::dispatch::Dispatcher dispatcher(io.get_executor(), options, handler);
+
+    std::vector<sluice::telegram::Update> templates;
+    for (std::int64_t chat = 0; chat < kChats; ++chat) {
+      templates.push_back(text_message(0, kFirstUserId + chat, "private", kFirstUserId + chat, "x"));
+    }
+    std::size_t max_pending = 0;
+    std::int64_t confirmed = 0;
+    for (std::int64_t id = 1; id <= kUpdates; ++id) {
+      sluice::telegram::Update update = templates[static_cast<std::size_t>(id % kChats)];
+      update.update_id = id;
+      sluice::updates::HandledCallback on_handled = [&confirmed](std::int64_t) { ++confirmed; };
+      co_await dispatcher.submit(std::move(update), std::move(on_handled));
+      max_pending = std::max(max_pending, dispatcher.stats().pending);
+    }
+    co_await dispatcher.close(std::chrono::seconds(60));
+
+    EXPECT_EQ(confirmed, kUpdates);
+    EXPECT_EQ(dispatcher.stats().handled_total, static_cast<std::uint64_t>(kUpdates));
+    EXPECT_EQ(out_of_order, 0);
+    EXPECT_LE(max_running, options.max_concurrent_updates);
+    EXPECT_GT(max_running, 1u);
+    EXPECT_LE(max_pending, options.max_pending_updates);
+    EXPECT_LE(dispatcher.stats().max_running, options.max_concurrent_updates);
+    EXPECT_EQ(dispatcher.stats().active_keys, 0u) << "per-chat queues are removed once empty";
+  });
+}
 
 TEST(Bot, PendingBacklogRespectsConcurrencyLimit) {
   // 20,000 updates take about a minute under ASan on a loaded 2-core machine.
