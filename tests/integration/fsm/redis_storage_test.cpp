@@ -56,6 +56,33 @@ asio::awaitable<void> sleep_for(std::chrono::milliseconds duration) {
   co_await timer.async_wait(asio::use_awaitable);
 }
 
+// Two processes sharing one Redis: each has its own client and storage, so
+// only the Redis lock excludes one from the other.
+struct TwoProcesses {
+  TwoProcesses(asio::io_context& io, const std::string& url, const RedisStorageOptions& options)
+      : first_client(io.get_executor(), {.url = url}),
+        second_client(io.get_executor(), {.url = url}),
+        first(first_client, options),
+        second(second_client, options) {}
+
+  // Checks that no lock is left for `key`, then closes both processes.
+  asio::awaitable<void> finish(const StorageKey& key) {
+    EXPECT_EQ(first.lock_entries(), 0u);
+    EXPECT_EQ(second.lock_entries(), 0u);
+    std::optional<std::string> lock_left = co_await first_client.get(first.lock_key(key));
+    EXPECT_FALSE(lock_left.has_value());
+    co_await first.close();
+    co_await second.close();
+    co_await first_client.close();
+    co_await second_client.close();
+  }
+
+  sluice::redis::Client first_client;
+  sluice::redis::Client second_client;
+  RedisStorage first;
+  RedisStorage second;
+};
+
 TEST(RedisStorage, SetGetAndClear) {
   SLUICE_FSM_REQUIRE_ENV(url, "SLUICE_TEST_REDIS_URL");
   const std::string prefix = unique_prefix();
@@ -137,10 +164,9 @@ TEST(RedisStorage, LockExcludesSecondClient) {
   SLUICE_FSM_REQUIRE_ENV(url, "SLUICE_TEST_REDIS_URL");
   const std::string prefix = unique_prefix();
   run_test([&](asio::io_context& io) -> asio::awaitable<void> {
-    sluice::redis::Client first_client(io.get_executor(), {.url = url});
-    sluice::redis::Client second_client(io.get_executor(), {.url = url});
-    RedisStorage first(first_client, storage_options(prefix));
-    RedisStorage second(second_client, storage_options(prefix));
+    TwoProcesses processes(io, url, storage_options(prefix));
+    RedisStorage& first = processes.first;
+    RedisStorage& second = processes.second;
     const StorageKey key{.bot_id = 1, .chat_id = 2, .user_id = 3};
 
     std::vector<std::string> trace;
@@ -158,7 +184,7 @@ TEST(RedisStorage, LockExcludesSecondClient) {
 
     // Twenty round trips of the first client while the second retries.
     for (int i = 0; i < 20; ++i) {
-      co_await first_client.ping();
+      co_await processes.first_client.ping();
     }
     co_await sleep_for(100ms);
     EXPECT_FALSE(second_locked);
@@ -168,14 +194,7 @@ TEST(RedisStorage, LockExcludesSecondClient) {
 
     const std::vector<std::string> expected = {"first locked", "first releases", "second locked"};
     EXPECT_EQ(trace, expected);
-    EXPECT_EQ(first.lock_entries(), 0u);
-    EXPECT_EQ(second.lock_entries(), 0u);
-    std::optional<std::string> lock_left = co_await first_client.get(first.lock_key(key));
-    EXPECT_FALSE(lock_left.has_value());
-    co_await first.close();
-    co_await second.close();
-    co_await first_client.close();
-    co_await second_client.close();
+    co_await processes.finish(key);
   });
 }
 
@@ -290,13 +309,12 @@ TEST(RedisStorage, HeldLockOutlivesLockTtl) {
   SLUICE_FSM_REQUIRE_ENV(url, "SLUICE_TEST_REDIS_URL");
   const std::string prefix = unique_prefix();
   run_test([&](asio::io_context& io) -> asio::awaitable<void> {
-    sluice::redis::Client first_client(io.get_executor(), {.url = url});
-    sluice::redis::Client second_client(io.get_executor(), {.url = url});
     RedisStorageOptions options = storage_options(prefix);
     options.lock_ttl = 300ms;
     options.lock_timeout = 600ms;
-    RedisStorage first(first_client, options);
-    RedisStorage second(second_client, options);
+    TwoProcesses processes(io, url, options);
+    RedisStorage& first = processes.first;
+    RedisStorage& second = processes.second;
     const StorageKey key{.bot_id = 1, .chat_id = 2, .user_id = 3};
 
     // The first holder keeps the lock for three lock_ttls, while the
@@ -310,19 +328,14 @@ TEST(RedisStorage, HeldLockOutlivesLockTtl) {
     }
     co_await sleep_for(300ms);
     EXPECT_TRUE(timed_out) << "the lock expired while held";
-    std::optional<std::string> still_held = co_await first_client.get(first.lock_key(key));
+    std::optional<std::string> still_held = co_await processes.first_client.get(first.lock_key(key));
     EXPECT_TRUE(still_held.has_value()) << "three lock_ttls after it was taken";
 
     co_await held.release();
     KeyLock after = co_await second.lock(key);
     EXPECT_TRUE(after);
     co_await after.release();
-    std::optional<std::string> lock_left = co_await first_client.get(first.lock_key(key));
-    EXPECT_FALSE(lock_left.has_value());
-    co_await first.close();
-    co_await second.close();
-    co_await first_client.close();
-    co_await second_client.close();
+    co_await processes.finish(key);
   });
 }
 
