@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
 
 #include <sluice/redis/client.hpp>
@@ -136,6 +137,7 @@ boost::asio::awaitable<void> renew_until_released(redis::Client* client, const r
       co_return;
     }
     std::string failure;
+    bool cancelled = false;
     try {
       redis::Reply reply = co_await client->eval(*script, keys, args);
       reply.throw_if_error("EVALSHA (fsm lock renewal)");
@@ -143,10 +145,16 @@ boost::asio::awaitable<void> renew_until_released(redis::Client* client, const r
         logger->warn("fsm lock lost while held: it expired or was deleted key={}", lock_key);
         co_return;
       }
+    } catch (const boost::system::system_error& error) {
+      cancelled = error.code() == boost::asio::error::operation_aborted;
+      failure = error.what();
     } catch (const std::exception& error) {
       failure = error.what();
     }
-    if (!failure.empty() && !renewal->stopped) {
+    if (cancelled || renewal->stopped) {
+      co_return;
+    }
+    if (!failure.empty()) {
       logger->warn("fsm lock renewal failed; trying again in interval_ms={} key={} error={}", interval.count(),
                    lock_key, failure);
     }
