@@ -245,7 +245,8 @@ Chat* Engine::find_chat(std::int64_t id) {
 }
 
 boost::json::object Engine::user_json(User const& user, boost::json::storage_ptr storage) const {
-  boost::json::object json(std::move(storage));
+  // Reserving the maximum number of fields avoids growing the table.
+  boost::json::object json(8, std::move(storage));
   json["id"] = user.id;
   json["is_bot"] = false;
   json["first_name"] = user.first_name;
@@ -265,7 +266,7 @@ boost::json::object Engine::user_json(User const& user, boost::json::storage_ptr
 }
 
 boost::json::object Engine::bot_user_json(boost::json::storage_ptr storage) const {
-  boost::json::object json(std::move(storage));
+  boost::json::object json(4, std::move(storage));
   json["id"] = options_.bot.id();
   json["is_bot"] = true;
   json["first_name"] = options_.bot.first_name;
@@ -274,7 +275,8 @@ boost::json::object Engine::bot_user_json(boost::json::storage_ptr storage) cons
 }
 
 boost::json::object Engine::chat_json(Chat const& chat, boost::json::storage_ptr storage) const {
-  boost::json::object json(std::move(storage));
+  // Reserving the maximum number of fields avoids growing the table.
+  boost::json::object json(6, std::move(storage));
   json["id"] = chat.id;
   if (chat.type == ChatType::private_chat) {
     json["first_name"] = chat.first_name;
@@ -973,7 +975,11 @@ Outcome Engine::handle(ApiRequest request, Instant now) {
       } else {
         auto result = dispatch(method_key, call);
         if (!call.raw_result.empty()) {
-          reply = ApiReply{200, R"({"ok":true,"result":)" + call.raw_result + "}"};
+          constexpr std::string_view kOkPrefix = R"({"ok":true,"result":)";
+          std::string body;
+          body.reserve(kOkPrefix.size() + call.raw_result.size() + 1);
+          body.append(kOkPrefix).append(call.raw_result).push_back('}');
+          reply = ApiReply{200, std::move(body)};
         } else {
           reply = ApiReply{200, ok_body(std::move(result), call.description)};
         }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <iterator>
 
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -1181,7 +1182,8 @@ void detect_entities(FormattedText& formatted) {
     return;
   }
   auto detected = convert_entities(formatted.text, std::move(found));
-  formatted.entities.insert(formatted.entities.end(), detected.begin(), detected.end());
+  formatted.entities.insert(formatted.entities.end(), std::make_move_iterator(detected.begin()),
+                            std::make_move_iterator(detected.end()));
   stable_sort_items(formatted.entities, [](Entity const& a, Entity const& b) {
     if (a.offset != b.offset) {
       return a.offset < b.offset;
@@ -1225,7 +1227,8 @@ boost::json::array entities_to_json(std::vector<Entity> const& entities, boost::
   boost::json::array result(storage);
   result.reserve(entities.size());
   for (auto const& entity : entities) {
-    boost::json::object object(storage);
+    // Capacity for offset, length, type and one optional field.
+    boost::json::object object(4, storage);
     object["offset"] = entity.offset;
     object["length"] = entity.length;
     object["type"] = entity.type;

@@ -139,6 +139,12 @@ std::variant<ApiRequest, RequestError> parse_api_request(Route const& route, std
     if (ec || !value.is_object()) {
       return RequestError{400, "Bad Request: can't parse JSON object"};
     }
+    if (request.params.empty()) {
+      // The usual case: no query parameters to merge, so the parsed object
+      // becomes the parameters without copying its keys or rehashing.
+      request.params = std::move(value.get_object());
+      return request;
+    }
     for (auto& [key, field] : value.get_object()) {
       request.params[key] = std::move(field);
     }

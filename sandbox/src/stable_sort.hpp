@@ -14,6 +14,11 @@ namespace sluice::sandbox {
 /// deprecated.
 template <class T, class Less>
 void stable_sort_items(std::vector<T>& items, Less less) {
+  // Most lists (the entities of one message) are already in order, and
+  // sorting them would only allocate.
+  if (std::is_sorted(items.begin(), items.end(), less)) {
+    return;
+  }
   std::vector<std::size_t> order(items.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
