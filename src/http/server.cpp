@@ -1,5 +1,6 @@
 #include <sluice/http/server.hpp>
 
+#include <array>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -19,6 +20,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -59,6 +61,9 @@ constexpr std::chrono::milliseconds kLingerTimeout{500};
 constexpr std::size_t kLingerMaxBytes = 4 * 1024 * 1024;
 // Size of the first read of each request and of discarding reads.
 constexpr std::size_t kReadChunk = 16 * 1024;
+// Initial capacity of a serialised response header. A status line and the
+// five fields of a typical response fit, and longer headers grow the string.
+constexpr std::size_t kHeaderReserve = 256;
 
 std::shared_ptr<spdlog::logger> const& logger() {
   static auto const instance = runtime::module_logger("sluice.http");
@@ -132,6 +137,38 @@ using TlsConnection = Connection<asio::ssl::stream<tcp::socket>>;
 template <class Stream>
 constexpr bool kIsTls = !std::is_same_v<Stream, tcp::socket>;
 
+// Returns the bytes http::serializer writes before the body of `response`:
+// the status line, one "Name: value" line per field in order, and an empty
+// line.
+std::string serialize_header(Response const& response) {
+  auto const version = response.version();
+  auto const code = response.result_int();
+  auto const reason = response.reason();
+  std::string head;
+  head.reserve(kHeaderReserve);
+  head += "HTTP/";
+  head += static_cast<char>('0' + version / 10);
+  head += '.';
+  head += static_cast<char>('0' + version % 10);
+  head += ' ';
+  head += static_cast<char>('0' + code / 100);
+  head += static_cast<char>('0' + (code / 10) % 10);
+  head += static_cast<char>('0' + code % 10);
+  head += ' ';
+  head.append(reason.data(), reason.size());
+  head += "\r\n";
+  for (auto const& field : response) {
+    auto const name = field.name_string();
+    auto const value = field.value();
+    head.append(name.data(), name.size());
+    head += ": ";
+    head.append(value.data(), value.size());
+    head += "\r\n";
+  }
+  head += "\r\n";
+  return head;
+}
+
 Response make_error_response(Status status, unsigned version, std::string_view text) {
   Response response{status, version};
   response.set(Field::content_type, "text/plain; charset=utf-8");
@@ -195,6 +232,10 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
                                      bool black_hole);
   template <class Stream>
   asio::awaitable<void> serve_requests(Connection<Stream>& connection);
+  /// Writes `response` and returns the error. Cancellation: the connection's
+  /// deadline cancels the socket, which ends the write with operation_aborted.
+  template <class Stream>
+  static asio::awaitable<error_code> write_response(Stream& stream, Response& response);
   template <class Stream>
   asio::awaitable<void> answer_read_error(Connection<Stream>& connection, error_code const& error,
                                           unsigned version);
@@ -398,6 +439,15 @@ void Server::Impl::start_connection(tcp::socket socket) {
     asio::co_spawn(executor_, serve(shared_from_this(), std::move(connection), black_hole),
                    asio::bind_cancellation_slot(slot, std::move(on_done)));
   } else {
+    // Synchronous writes on this socket then return would_block instead of
+    // blocking, as write_response expects. Asynchronous operations are
+    // unaffected.
+    socket.non_blocking(true, error);
+    if (error) {
+      logger()->warn("http connection cannot enter non-blocking mode connection_id={} error=\"{}\"", id,
+                     error.message());
+      return;
+    }
     auto connection = std::make_shared<PlainConnection>(id, remote, std::move(socket));
     connection->start_deadline(executor_);
     connections_.emplace(id, connection);
@@ -538,7 +588,7 @@ asio::awaitable<void> Server::Impl::serve_requests(Connection<Stream>& connectio
     finish_response(reply.response, version, keep_alive);
     connection.phase_ = Phase::writing;
     deadline.expires_after(options_.write_timeout);
-    auto [write_error, written] = co_await bhttp::async_write(stream, reply.response, use_tuple);
+    auto const write_error = co_await write_response(stream, reply.response);
     if (write_error || !keep_alive) {
       break;
     }
@@ -546,6 +596,34 @@ asio::awaitable<void> Server::Impl::serve_requests(Connection<Stream>& connectio
 
   connection.phase_ = Phase::closing;
   connection.close_now();
+}
+
+template <class Stream>
+asio::awaitable<error_code> Server::Impl::write_response(Stream& stream, Response& response) {
+  if constexpr (!kIsTls<Stream>) {
+    if (!response.chunked()) {
+      // The plain socket is in non-blocking mode (see start_connection), so
+      // a synchronous write sends what the socket buffer takes and reports
+      // would_block for the rest. A response that fits completes here
+      // without the executor round trip of an asynchronous write. The
+      // header is serialised into one string because walking Beast's
+      // serializer buffers costs more than copying them.
+      auto const head = serialize_header(response);
+      std::array<asio::const_buffer, 2> const buffers{asio::buffer(head), asio::buffer(response.body())};
+      error_code error;
+      auto const written = asio::write(stream, buffers, error);
+      if (error != asio::error::would_block && error != asio::error::try_again) {
+        co_return error;
+      }
+      beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(buffers);
+      rest.consume(written);
+      auto [rest_error, rest_written] = co_await asio::async_write(stream, rest, use_tuple);
+      co_return rest_error;
+    }
+  }
+  bhttp::response_serializer<bhttp::string_body> serializer{response};
+  auto [error, written] = co_await bhttp::async_write(stream, serializer, use_tuple);
+  co_return error;
 }
 
 template <class Stream>
