@@ -19,7 +19,11 @@ fi
 # Only the two fuzz targets and the libraries under them are built. -O0
 # without debug information halves the build of the generated types
 # against -O1 -g1; the fuzzer still runs thousands of inputs per second.
-cmake -S . -B "$build_dir" -G Ninja \
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S . -B "$build_dir" -G Ninja "${launcher[@]}" \
   -DCMAKE_CXX_COMPILER=clang++-19 -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g0" \
   -DSLUICE_BUILD_FUZZERS=ON -DSLUICE_BUILD_TESTS=OFF \
