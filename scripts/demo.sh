@@ -286,7 +286,7 @@ try:
     delivered, blocked, failed = (int(fields[name]) for name in ("delivered", "blocked", "failed"))
     rate = float(fields["rate_per_s"])
     # The client's paid budget lets 50 sends go back to back after an idle
-    # stretch; over the short run that resumes after a kill, that burst is
+    # stretch. Over the short run that resumes after a kill, that burst is
     # a visible share of the rate.
     client_burst = 50
     duration_s = max(int(fields["duration_ms"]) / 1000.0, 0.001)

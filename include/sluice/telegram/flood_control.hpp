@@ -75,9 +75,9 @@ struct FloodOptions {
   RateLimit global{.limit = 30, .period = std::chrono::seconds(1), .burst = 5};
   /// Messages and edits per chat (private chats and groups). Default: 1 per
   /// 1.05 s, burst 3. Telegram allows about 1 per second after a short
-  /// burst, and the 5 % margin lets a call granted at the edge of the budget
-  /// reach Telegram a little early without drawing a 429, which pauses the
-  /// chat for whole seconds.
+  /// burst. The 5 % margin lets a call granted at the edge of the budget
+  /// arrive a little early without a 429, which would pause the chat for
+  /// whole seconds.
   RateLimit per_chat{.limit = 1, .period = std::chrono::milliseconds(1050), .burst = 3};
   /// Messages and edits per group, supergroup or channel, on top of
   /// per_chat. Default: 20 per minute, burst 3, so at most 22 in the first

@@ -134,7 +134,7 @@ TEST_F(EngineUpdates, SecondPollerEndsFirstWithConflict) {
   auto still = harness.engine().resume_poll(std::get<PollWait>(second).ticket, harness.now());
   EXPECT_TRUE(std::holds_alternative<PollWait>(still)) << "the newer poll keeps waiting";
 
-  // The first poll was recorded when it began; its record now says 409.
+  // The first poll was recorded as ok when it began. Its record now has 409.
   auto calls = harness.engine().calls_json("getUpdates", std::nullopt);
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[0].at("ok"), false);
