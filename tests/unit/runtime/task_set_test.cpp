@@ -81,6 +81,11 @@ asio::awaitable<void> yield_then_count(int* finished) {
   ++*finished;
 }
 
+asio::awaitable<void> count_now(int* finished) {
+  ++*finished;
+  co_return;
+}
+
 asio::awaitable<void> yield_then_throw(std::string message) {
   auto executor = co_await asio::this_coro::executor;
   co_await asio::post(executor, asio::use_awaitable);
@@ -166,6 +171,40 @@ TEST(TaskSet, TaskSeesOwnNameAfterTimer) {
   EXPECT_EQ(first, "first_task");
   EXPECT_EQ(second, "second_task");
   EXPECT_EQ(RunningTaskName::for_this_thread().snapshot(), "");
+}
+
+TEST(TaskSet, SpawnOnTheLoopStartsTheTaskLater) {
+  asio::io_context io;
+  TaskSet tasks(io.get_executor(), "later");
+  int finished = 0;
+  bool ran_inside_spawn = true;
+  auto spawn_from_loop = [&] {
+    tasks.spawn("counter", count_now(&finished));
+    ran_inside_spawn = finished != 0;
+  };
+  asio::post(io, spawn_from_loop);
+  io.run();
+  EXPECT_FALSE(ran_inside_spawn);
+  EXPECT_EQ(finished, 1);
+}
+
+TEST(TaskSet, RunKeepsGoingWhileTasksWaitOutsideIo) {
+  // The tasks wait on a semaphore, which is no I/O operation: only the set
+  // keeps the io_context from running out of work.
+  asio::io_context io;
+  sluice::runtime::Semaphore gate(io.get_executor(), 1, "gate");
+  std::optional<sluice::runtime::Permit> held = gate.try_acquire();
+  TaskSet tasks(io.get_executor(), "parked");
+  tasks.spawn("first", wait_for_gate(&gate));
+  tasks.spawn("second", wait_for_gate(&gate));
+  io.poll();
+  EXPECT_FALSE(io.stopped());
+  EXPECT_EQ(gate.waiters(), 2u);
+
+  gate.close();
+  io.run();
+  EXPECT_EQ(tasks.completed_total(), 2u);
+  EXPECT_TRUE(io.stopped());
 }
 
 TEST(TaskSet, CloseWaitsForRunningTasks) {
@@ -296,7 +335,7 @@ TEST(TaskSet, CancelAllLeavesSetOpen) {
 
 TEST(TaskSet, PendingTaskMemoryIsSmall) {
   // Each task waits on a semaphore: its frame, its entry in the set, its
-  // co_spawn state and its waiter node are all allocated when the heap is
+  // bottom frame and its waiter node are all allocated when the heap is
   // measured.
   constexpr int kTasks = 100'000;
   [[maybe_unused]] constexpr std::size_t kMaxBytesPerTask = 4096;
