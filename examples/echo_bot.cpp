@@ -2,7 +2,7 @@
 // with a greeting.
 //
 //   echo_bot --token 123:ABC [--api-url https://api.telegram.org] [--flood-control off]
-//            [--journal sqlite:///echo.db] [--max-in-flight 32]
+//            [--journal sqlite:///echo.db | --offsets memory] [--max-in-flight 32]
 //            [--delete-webhook on]
 //            [--webhook-port 8443 --webhook-url URL --webhook-secret S [--webhook-reply on]]
 //   BOT_TOKEN=123:ABC SLUICE_API_URL=http://127.0.0.1:8081 echo_bot
@@ -11,10 +11,14 @@
 // sends within Telegram's limits. Use it only against a server without
 // them, such as sluice-sandbox --no-flood-limits in benchmarks.
 //
+// --offsets URL keeps the confirmed offset in that database, by default
+// the file sluice-updates.db in the working directory, so a restart skips
+// what was handled. --offsets memory keeps it in memory.
+//
 // --journal URL stores each batch of updates in a database (an sqlite:///
-// or postgresql:// URL) and confirms it to Telegram once stored, so the
-// next batch is fetched while this one is handled. A restart handles what
-// the journal still contains.
+// or postgresql:// URL), with the offset, and confirms it to Telegram once
+// stored, so the next batch is fetched while this one is handled. A
+// restart handles what the journal still contains.
 //
 // --delete-webhook on deletes a webhook left set by an earlier run before
 // long polling starts. Telegram keeps the updates it holds.
@@ -91,6 +95,8 @@ struct Flags {
   std::string api_url;
   bool flood_control = true;
   std::string journal;
+  /// A database URL, "memory", or empty for the Bot's default.
+  std::string offsets;
   std::size_t max_in_flight = 32;
   std::optional<std::uint16_t> webhook_port;
   std::string webhook_url;
@@ -104,8 +110,9 @@ struct Flags {
 };
 
 constexpr std::string_view kUsage =
-    "usage: echo_bot [--token TOKEN] [--api-url URL] [--flood-control on|off] [--journal URL]\n"
-    "                [--max-in-flight N] [--webhook-port N --webhook-secret S [--webhook-url URL]\n"
+    "usage: echo_bot [--token TOKEN] [--api-url URL] [--flood-control on|off]\n"
+    "                [--journal URL | --offsets URL|memory] [--max-in-flight N]\n"
+    "                [--webhook-port N --webhook-secret S [--webhook-url URL]\n"
     "                [--webhook-reply on|off]] [--delete-webhook on|off]\n"
     "  --token TOKEN          bot token (or BOT_TOKEN); without one, runs a self-check\n"
     "                         against an in-process sandbox and exits\n"
@@ -116,6 +123,10 @@ constexpr std::string_view kUsage =
     "                         confirm them once stored (long polling only): sqlite:///rel.db\n"
     "                         (relative path), sqlite:////abs/path.db or postgresql://...;\n"
     "                         default none (confirm once handled)\n"
+    "  --offsets URL|memory   where the confirmed offset is kept without --journal: a\n"
+    "                         database URL as for --journal, or memory (a restart receives\n"
+    "                         again what Telegram did not get confirmed); default\n"
+    "                         sqlite:///sluice-updates.db in the working directory\n"
     "  --max-in-flight N      Bot API requests at once and HTTP connections, 1 to 1024\n"
     "                         (default 32)\n"
     "  --webhook-port N       receive updates by webhook on 127.0.0.1:N (0 to 65535, 0 picks\n"
@@ -156,7 +167,7 @@ Flags read_flags(int argc, char** argv) {
     const std::size_t equals = argument.find('=');
     const std::string_view name = argument.substr(0, equals);
     if (name != "--token" && name != "--api-url" && name != "--flood-control" && name != "--journal" &&
-        name != "--max-in-flight" && name != "--webhook-port" && name != "--webhook-url" &&
+        name != "--offsets" && name != "--max-in-flight" && name != "--webhook-port" && name != "--webhook-url" &&
         name != "--webhook-secret" && name != "--webhook-reply" && name != "--delete-webhook") {
       throw std::invalid_argument(fmt::format("unknown option {}; see echo_bot --help", name));
     }
@@ -202,9 +213,22 @@ Flags read_flags(int argc, char** argv) {
         throw std::invalid_argument(fmt::format("invalid value for --journal: {}", error.what()));
       }
       flags.journal = value;
+    } else if (name == "--offsets") {
+      if (value != "memory") {
+        try {
+          sluice::db::DatabaseUrl::parse(value);
+        } catch (const sluice::db::UrlError& error) {
+          throw std::invalid_argument(
+              fmt::format("invalid value for --offsets: {}; expected a database URL or memory", error.what()));
+        }
+      }
+      flags.offsets = value;
     } else {
       flags.flood_control = parse_switch(name, value);
     }
+  }
+  if (!flags.journal.empty() && !flags.offsets.empty()) {
+    throw std::invalid_argument("--journal keeps the offset in its own database; drop --offsets");
   }
   if (flags.webhook_port && flags.webhook_secret.empty()) {
     throw std::invalid_argument("--webhook-port needs --webhook-secret");
@@ -239,6 +263,11 @@ asio::awaitable<void> run_real(Flags flags) {
   options.api.max_in_flight = flags.max_in_flight;
   options.api.http.max_connections_per_host = flags.max_in_flight;
   options.polling.delete_webhook = flags.delete_webhook;
+  if (flags.offsets == "memory") {
+    options.offset_database.clear();
+  } else if (!flags.offsets.empty()) {
+    options.offset_database = flags.offsets;
+  }
 
   // SQLite runs its calls on this pool; it is unused with PostgreSQL.
   sluice::runtime::BlockingPool blocking(1, "journal");
@@ -312,6 +341,8 @@ asio::awaitable<int> run_demo() {
   options.api.token = sandbox.engine().bot().token;
   options.api.base_url = sandbox.base_url();
   options.polling.timeout = 1s;
+  // A new sandbox numbers its updates from the start again.
+  options.offset_database.clear();
   Bot bot(executor, std::move(options), router);
   sluice::runtime::TaskSet runner(executor, "echo_bot");
   auto error = std::make_shared<std::exception_ptr>();

@@ -32,6 +32,7 @@
 #include <sluice/runtime/shutdown.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/sandbox/sandbox.hpp>
+#include <sluice/updates/offset.hpp>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -87,11 +88,16 @@ asio::awaitable<void> run_real(std::string token, std::string database_path) {
   sluice::db::Database database(executor, "sqlite:///" + database_path, database_options);
   sluice::fsm::SqlStorage storage(database);
   co_await storage.create_tables();
+  // The confirmed offset lives next to the conversations, keyed by the bot
+  // id (the token's digits before ':').
+  sluice::updates::SqlOffsetStore offsets(database, token.substr(0, token.find(':')));
+  co_await offsets.create_tables();
 
   const Router router = make_router();
   BotOptions options;
   options.api.token = std::move(token);
   options.fsm_storage = &storage;
+  options.offset_store = &offsets;
   Bot bot(executor, std::move(options), router);
   sluice::runtime::ShutdownSignals signals(executor, [&bot](int) { bot.stop(); });
   co_await bot.run_polling();
@@ -120,6 +126,8 @@ asio::awaitable<bool> run_phase(sluice::sandbox::Sandbox& sandbox, sluice::runti
   options.api.base_url = sandbox.base_url();
   options.polling.timeout = 1s;
   options.fsm_storage = &storage;
+  // A new sandbox numbers its updates from the start again.
+  options.offset_database.clear();
   Bot bot(executor, std::move(options), router);
   sluice::runtime::TaskSet runner(executor, "signup_bot");
   runner.spawn("bot", poll(bot, error));

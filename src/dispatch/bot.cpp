@@ -6,8 +6,11 @@
 #include <utility>
 
 #include <boost/asio/this_coro.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sluice/db/errors.hpp>
+#include <sluice/db/url.hpp>
 #include <sluice/http/server.hpp>
 #include <sluice/runtime/logging.hpp>
 
@@ -53,15 +56,29 @@ Bot::Bot(boost::asio::any_io_executor executor, BotOptions options, const Router
                   DispatcherOptions{.max_concurrent_updates = options_.max_concurrent_updates,
                                     .max_pending_updates = options_.max_pending_updates},
                   [this](const telegram::Update& update) { return handle_update(update); }) {
-  if (options_.polling.journal && options_.offset_store == nullptr) {
+  const std::optional<std::int64_t> bot_id = bot_id_of(options_.api.token);
+  if (options_.offset_store == nullptr && !options_.offset_database.empty()) {
+    try {
+      db::DatabaseUrl::parse(options_.offset_database);
+    } catch (const db::UrlError& error) {
+      throw std::invalid_argument(fmt::format("BotOptions::offset_database: {}", error.what()));
+    }
+    if (!bot_id) {
+      throw std::invalid_argument(
+          "BotOptions::offset_database keys the offset by the bot id, but api.token does not start with "
+          "digits and ':' as Telegram's tokens do; set offset_store, or an empty offset_database to keep "
+          "the offset in memory");
+    }
+  }
+  if (options_.polling.journal && options_.offset_store == nullptr && options_.offset_database.empty()) {
     throw std::invalid_argument(
-        "BotOptions::polling.journal needs an offset_store: a journal in memory is lost in a crash, "
-        "together with updates Telegram counts as delivered");
+        "BotOptions::polling.journal needs the offset store in a database (offset_store or "
+        "offset_database): a journal in memory is lost in a crash, together with updates Telegram "
+        "counts as delivered");
   }
   if (options_.fsm_storage == nullptr) {
     return;
   }
-  const std::optional<std::int64_t> bot_id = bot_id_of(options_.api.token);
   if (!bot_id) {
     throw std::invalid_argument(
         "BotOptions::fsm_storage needs the bot id for conversation keys, but api.token does not start "
@@ -152,12 +169,8 @@ boost::asio::awaitable<void> Bot::run_polling() {
   started_ = true;
   auto logger = runtime::module_logger("sluice.dispatch");
 
-  co_await learn_username();
-  if (options_.polling.delete_webhook) {
-    co_await updates::delete_webhook(api_, false);
-    logger->info("webhook deleted before polling");
-  }
-  updates::OffsetStore& store = options_.offset_store != nullptr ? *options_.offset_store : memory_store_;
+  updates::OffsetStore& store = offset_store();
+  co_await start(options_.polling.delete_webhook);
   updates::LongPollingOptions polling = options_.polling;
   if (!polling.allowed_updates) {
     std::vector<std::string> kinds = router_.allowed_updates();
@@ -192,6 +205,7 @@ boost::asio::awaitable<void> Bot::run_polling() {
     finish_error = std::current_exception();
   }
   co_await tasks_.close(options_.shutdown_grace);
+  co_await close_offset_store();
   poller_ = nullptr;
   logger->info("bot stopped handled={} failed={} pending_at_stop={}", dispatcher_.stats().handled_total,
                dispatcher_.stats().failed_total, stats_before.pending);
@@ -220,9 +234,9 @@ boost::asio::awaitable<void> Bot::run_webhook(WebhookServerOptions options) {
   started_ = true;
   auto logger = runtime::module_logger("sluice.dispatch");
   // The handler checks its options, so a bad secret fails before any call.
-  updates::OffsetStore& store = options_.offset_store != nullptr ? *options_.offset_store : memory_store_;
+  updates::OffsetStore& store = offset_store();
   updates::WebhookHandler handler(executor_, dispatcher_, options.webhook, &store);
-  co_await learn_username();
+  co_await start(false);
   options.server.body_limit = options.webhook.body_limit;
   http::Server server(executor_, options.server,
                       [&handler](http::Request&& request, const http::RequestInfo& info) {
@@ -258,6 +272,7 @@ boost::asio::awaitable<void> Bot::run_webhook(WebhookServerOptions options) {
   }
   co_await dispatcher_.close(options_.shutdown_grace);
   co_await tasks_.close(options_.shutdown_grace);
+  co_await close_offset_store();
   webhook_server_ = nullptr;
   webhook_ = nullptr;
   environment_.webhook = nullptr;
@@ -266,6 +281,51 @@ boost::asio::awaitable<void> Bot::run_webhook(WebhookServerOptions options) {
                dispatcher_.stats().failed_total);
   if (error) {
     std::rethrow_exception(error);
+  }
+}
+
+updates::OffsetStore& Bot::offset_store() {
+  if (options_.offset_store != nullptr) {
+    return *options_.offset_store;
+  }
+  if (options_.offset_database.empty()) {
+    return memory_store_;
+  }
+  db::DatabaseOptions database_options;
+  if (db::DatabaseUrl::parse(options_.offset_database).backend == db::Backend::sqlite) {
+    offset_blocking_.emplace(1, "offsets");
+    database_options.sqlite.blocking_pool = &*offset_blocking_;
+  }
+  offset_db_.emplace(executor_, options_.offset_database, database_options);
+  sql_offset_store_.emplace(*offset_db_, std::to_string(bot_id_of(options_.api.token).value_or(0)));
+  return *sql_offset_store_;
+}
+
+boost::asio::awaitable<void> Bot::start(bool delete_webhook) {
+  auto logger = runtime::module_logger("sluice.dispatch");
+  std::exception_ptr error;
+  try {
+    if (sql_offset_store_) {
+      co_await sql_offset_store_->create_tables();
+      logger->info("offsets kept in {}", offset_db_->url());
+    }
+    co_await learn_username();
+    if (delete_webhook) {
+      co_await updates::delete_webhook(api_, false);
+      logger->info("webhook deleted before polling");
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    co_await close_offset_store();
+    std::rethrow_exception(error);
+  }
+}
+
+boost::asio::awaitable<void> Bot::close_offset_store() {
+  if (offset_db_) {
+    co_await offset_db_->close();
   }
 }
 

@@ -24,7 +24,9 @@
 #include <sluice/dispatch/filter.hpp>
 #include <sluice/dispatch/router.hpp>
 #include <sluice/fsm/conversation.hpp>
+#include <sluice/db/database.hpp>
 #include <sluice/fsm/storage.hpp>
+#include <sluice/runtime/blocking_pool.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/telegram/bot_api.hpp>
 #include <sluice/telegram/update.hpp>
@@ -45,10 +47,17 @@ struct BotOptions {
   /// Long polling settings. An empty `allowed_updates` is filled from the
   /// router.
   updates::LongPollingOptions polling{};
-  /// Where the confirmed offset and dead letters are kept; nullptr keeps
-  /// them in memory, so a restarted bot receives again what Telegram did
-  /// not get confirmed. Must outlive the Bot.
+  /// The store of the confirmed offset, the dead letters and the journal,
+  /// or nullptr to use offset_database. It must outlive the Bot.
   updates::OffsetStore* offset_store = nullptr;
+  /// The database of the offset store when offset_store is nullptr: a URL
+  /// as db::Database takes it, by default an SQLite file in the working
+  /// directory, created when the bot starts. Rows are keyed by the bot id
+  /// (the token's digits before ':'), so bots may share the file. Empty
+  /// keeps the offset in memory: a restarted bot then receives again what
+  /// Telegram did not get confirmed, which tests against a fresh sandbox
+  /// want.
+  std::string offset_database = "sqlite:///sluice-updates.db";
   /// The bot's username without "@", for commands such as "/start@name";
   /// empty calls getMe when the bot starts.
   std::string username{};
@@ -100,8 +109,9 @@ struct WebhookServerOptions {
 class Bot {
  public:
   /// Throws std::invalid_argument for invalid options (see BotApi and
-  /// Dispatcher), for a token without the bot id when fsm_storage is
-  /// set, and for polling.journal without an offset_store.
+  /// Dispatcher), for a malformed offset_database, for a token without the
+  /// bot id when fsm_storage or offset_database is used, and for
+  /// polling.journal with the offset kept in memory.
   Bot(boost::asio::any_io_executor executor, BotOptions options, const Router& router);
   ~Bot();
   Bot(const Bot&) = delete;
@@ -161,6 +171,14 @@ class Bot {
 
  private:
   boost::asio::awaitable<void> learn_username();
+  // The offset store of this run: options_.offset_store, the store on
+  // options_.offset_database (made here, its tables by start) or the
+  // memory store.
+  updates::OffsetStore& offset_store();
+  // Creates the offset tables, learns the username and deletes the webhook
+  // if requested. If one of them fails, it closes the offset database.
+  boost::asio::awaitable<void> start(bool delete_webhook);
+  boost::asio::awaitable<void> close_offset_store();
   // Moves the state of a migrated chat, then takes the lock of the update's
   // conversation and reads its record into `conversation`.
   boost::asio::awaitable<fsm::KeyLock> open_conversation(Context& context,
@@ -173,6 +191,10 @@ class Bot {
   telegram::BotApi api_;
   BotEnvironment environment_;
   updates::MemoryOffsetStore memory_store_;
+  // The default offset store: SQLite runs its calls on the blocking pool.
+  std::optional<runtime::BlockingPool> offset_blocking_;
+  std::optional<db::Database> offset_db_;
+  std::optional<updates::SqlOffsetStore> sql_offset_store_;
   updates::LongPoller* poller_ = nullptr;
   http::Server* webhook_server_ = nullptr;
   updates::WebhookHandler* webhook_ = nullptr;

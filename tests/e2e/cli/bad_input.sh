@@ -82,6 +82,8 @@ expect 2 "invalid value 'maybe' for --flood-control" "$echo_bot" --flood-control
 expect 2 "invalid value '0' for --max-in-flight" "$echo_bot" --max-in-flight 0
 expect 2 "invalid value '-1' for --max-in-flight" "$echo_bot" --max-in-flight=-1
 expect 2 "invalid value for --journal" "$echo_bot" --journal mysql://x
+expect 2 "invalid value for --offsets" "$echo_bot" --offsets mysql://x
+expect 2 "--journal keeps the offset in its own database" "$echo_bot" --journal sqlite:///x.db --offsets memory
 expect 2 "invalid value '70000' for --webhook-port" "$echo_bot" --webhook-port 70000
 expect 2 "--webhook-port needs --webhook-secret" "$echo_bot" --webhook-port 8443
 expect 2 "need --webhook-port" "$echo_bot" --webhook-reply on

@@ -91,6 +91,8 @@ BotOptions bot_options(sluice::sandbox::Sandbox& sandbox) {
   options.polling.timeout = 1s;
   options.polling.jitter_seed = 1;
   options.shutdown_grace = 5s;
+  // Each test starts a new sandbox, which numbers updates from the start.
+  options.offset_database.clear();
   return options;
 }
 
@@ -907,13 +909,93 @@ TEST(Bot, JournalRestartHandlesUnfinishedUpdates) {
   });
 }
 
-TEST(Bot, JournalNeedsOffsetStore) {
+TEST(Bot, JournalNeedsOffsetStoreInADatabase) {
   asio::io_context io;
   Router router;
   BotOptions options;
-  options.api.token = "123:abc";
+  options.api.token = "123456789:AAHsandboxTokenForLocalTests000000";
   options.polling.journal = true;
-  EXPECT_THROW(Bot(io.get_executor(), std::move(options), router), std::invalid_argument);
+  options.offset_database.clear();
+  try {
+    Bot bot(io.get_executor(), std::move(options), router);
+    ADD_FAILURE() << "the Bot accepted a journal in memory";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("polling.journal"), std::string::npos) << error.what();
+  }
+}
+
+TEST(Bot, BadOffsetDatabaseIsRejected) {
+  asio::io_context io;
+  Router router;
+  auto message_for = [&](BotOptions options) -> std::string {
+    try {
+      Bot bot(io.get_executor(), std::move(options), router);
+    } catch (const std::invalid_argument& error) {
+      return error.what();
+    }
+    return "";
+  };
+
+  BotOptions bad_url;
+  bad_url.api.token = "123456789:AAHsandboxTokenForLocalTests000000";
+  bad_url.offset_database = "mysql://localhost/bot";
+  const std::string bad_url_message = message_for(std::move(bad_url));
+  EXPECT_NE(bad_url_message.find("BotOptions::offset_database"), std::string::npos) << bad_url_message;
+
+  BotOptions no_bot_id;
+  no_bot_id.api.token = "AAHsandboxTokenWithoutTheBotIdInFront";
+  const std::string no_bot_id_message = message_for(std::move(no_bot_id));
+  EXPECT_NE(no_bot_id_message.find("bot id"), std::string::npos) << no_bot_id_message;
+}
+
+// By default a bot keeps its offset in an SQLite file in the working
+// directory, so a restarted process skips what it handled.
+TEST(Bot, DefaultOffsetStoreIsAnSqliteFile) {
+  const auto directory = std::filesystem::temp_directory_path() /
+                         ("sluice_default_offsets_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(directory);
+  std::filesystem::create_directories(directory);
+  const auto previous_directory = std::filesystem::current_path();
+  std::filesystem::current_path(directory);
+  run_test([&](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(1));
+    co_await sandbox.start();
+    std::int64_t last_update_id = 0;
+    Router router;
+    router.on_message([&](Context& ctx) -> asio::awaitable<void> {
+      last_update_id = ctx.update_id();
+      co_return;
+    });
+    BotOptions options = bot_options(sandbox);
+    options.offset_database = BotOptions{}.offset_database;
+    const std::string token = options.api.token;
+    {
+      Bot bot(io.get_executor(), std::move(options), router);
+      sluice::runtime::TaskSet runner(io.get_executor(), "test");
+      auto error = std::make_shared<std::exception_ptr>();
+      runner.spawn("bot", run_bot(bot, error));
+      sandbox.push_message(kFirstUserId, 0, "a");
+      EXPECT_TRUE(co_await sandbox.wait_for("all_confirmed", 10s));
+      bot.stop();
+      co_await runner.join();
+      EXPECT_EQ(rethrow_text(*error), "");
+    }
+    co_await sandbox.stop();
+
+    std::filesystem::current_path(previous_directory);
+    EXPECT_TRUE(std::filesystem::exists(directory / "sluice-updates.db"));
+    sluice::runtime::BlockingPool blocking(1);
+    sluice::db::DatabaseOptions database_options;
+    database_options.sqlite.blocking_pool = &blocking;
+    sluice::db::Database database(io.get_executor(), "sqlite:///" + (directory / "sluice-updates.db").string(),
+                                  database_options);
+    sluice::updates::SqlOffsetStore store(database, token.substr(0, token.find(':')));
+    EXPECT_EQ(co_await store.load(), last_update_id + 1);
+    co_await database.close();
+    blocking.join();
+  });
+  std::filesystem::current_path(previous_directory);
+  std::filesystem::remove_all(directory);
 }
 
 TEST(Bot, RecordedUpdatesReachTheirKindHandler) {
@@ -1128,6 +1210,7 @@ TEST(Webhook, ChecksSecretSizeAndLoad) {
     options.api.base_url = "http://127.0.0.1:9";  // never called: the username is given
     options.username = "my_bot";
     options.shutdown_grace = 2s;
+    options.offset_database.clear();
     Bot bot(io.get_executor(), std::move(options), router);
     sluice::runtime::TaskSet runner(io.get_executor(), "test");
     auto error = std::make_shared<std::exception_ptr>();
@@ -1238,6 +1321,7 @@ TEST(Webhook, RepeatedDeliveryAnsweredWithoutHandling) {
     options.api.base_url = "http://127.0.0.1:9";  // never called: the username is given
     options.username = "my_bot";
     options.shutdown_grace = 2s;
+    options.offset_database.clear();
     Bot bot(io.get_executor(), std::move(options), router);
     sluice::runtime::TaskSet runner(io.get_executor(), "test");
     auto error = std::make_shared<std::exception_ptr>();

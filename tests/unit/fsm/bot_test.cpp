@@ -89,6 +89,8 @@ BotOptions bot_options(sluice::sandbox::Sandbox& sandbox, sluice::fsm::Storage& 
   options.polling.jitter_seed = 1;
   options.shutdown_grace = 5s;
   options.fsm_storage = &storage;
+  // Each test starts a new sandbox, which numbers updates from the start.
+  options.offset_database.clear();
   return options;
 }
 
@@ -100,6 +102,7 @@ BotOptions offline_options(sluice::fsm::Storage& storage) {
   options.api.base_url = "http://127.0.0.1:9";
   options.username = "offline_bot";
   options.fsm_storage = &storage;
+  options.offset_database.clear();
   return options;
 }
 
