@@ -683,11 +683,12 @@ TEST(Dispatcher, HundredThousandBacklogStaysBounded) {
 }
 
 TEST(Bot, PendingBacklogRespectsConcurrencyLimit) {
-  // 20,000 updates take about a minute under ASan on a loaded 2-core machine.
+  // 100,000 updates waiting when the bot starts, as after a long outage.
   run_test(kMaxBacklogTestTime, [](asio::io_context& io) -> asio::awaitable<void> {
-    constexpr int kUpdates = 20000;
-    constexpr int kChats = 500;
+    constexpr int kUpdates = 100'000;
+    constexpr int kChats = 1000;
     constexpr std::size_t kLimit = 32;
+    constexpr std::size_t kPendingLimit = 64;
     sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(kChats));
     co_await sandbox.start();
     for (int i = 0; i < kUpdates; ++i) {
@@ -696,11 +697,14 @@ TEST(Bot, PendingBacklogRespectsConcurrencyLimit) {
 
     std::size_t running = 0;
     std::size_t max_running = 0;
+    std::size_t max_pending = 0;
     int handled = 0;
+    Bot* bot_pointer = nullptr;
     Router router;
     router.on_message([&](Context&) -> asio::awaitable<void> {
       ++running;
       max_running = std::max(max_running, running);
+      max_pending = std::max(max_pending, bot_pointer->dispatcher().stats().pending);
       auto executor = co_await asio::this_coro::executor;
       co_await asio::post(executor, asio::use_awaitable);
       --running;
@@ -708,8 +712,9 @@ TEST(Bot, PendingBacklogRespectsConcurrencyLimit) {
     });
     BotOptions options = bot_options(sandbox);
     options.max_concurrent_updates = kLimit;
-    options.max_pending_updates = 64;
+    options.max_pending_updates = kPendingLimit;
     Bot bot(io.get_executor(), std::move(options), router);
+    bot_pointer = &bot;
     sluice::runtime::TaskSet runner(io.get_executor(), "test");
     auto error = std::make_shared<std::exception_ptr>();
     runner.spawn("bot", run_bot(bot, error));
@@ -724,6 +729,8 @@ TEST(Bot, PendingBacklogRespectsConcurrencyLimit) {
     EXPECT_LE(max_running, kLimit);
     EXPECT_GT(max_running, 1u);
     EXPECT_LE(bot.dispatcher().stats().max_running, kLimit);
+    EXPECT_LE(max_pending, kPendingLimit);
+    EXPECT_GT(max_pending, kLimit);
     co_await sandbox.stop();
   });
 }
