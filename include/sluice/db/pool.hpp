@@ -342,7 +342,7 @@ class PoolCore final : public PoolCoreBase {
     core->check_second_acquire(task, site);
 #endif
 
-    // Reading the clock costs about 25 ns on a virtual machine, as much as
+    // Reading the clock costs about 25 ns on the benchmark machine, as much as
     // the rest of an idle checkout, so the fast path reads it once.
     auto now = start;
     for (;;) {
