@@ -216,6 +216,7 @@ class PooledConnection {
   }
 
   std::uint64_t id_;
+  Clock::time_point idle_since_{};
   tcp::socket socket_;  // moved into tls_ for HTTPS
   std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
   std::shared_ptr<detail::Deadline> deadline_;
@@ -237,6 +238,10 @@ struct HostPool {
   std::vector<ConnectionPtr> idle;  // most recently used last
   std::size_t open = 0;             // idle + in use + connecting
   std::deque<std::shared_ptr<Waiter>> waiters;
+  // The timer of the sweep, due when the oldest idle connection reaches the
+  // idle timeout.
+  std::unique_ptr<asio::steady_timer> sweep_timer;
+  bool sweep_armed = false;
 };
 
 // Result of sending one request on one connection.
@@ -330,6 +335,8 @@ class Client::State : public std::enable_shared_from_this<Client::State> {
   void release(HostPool& pool, ConnectionPtr connection, bool reusable);
   void release_slot(HostPool& pool);
   void park_idle(HostPool& pool, ConnectionPtr connection);
+  void arm_idle_sweep(HostPool& pool, Clock::time_point when);
+  void sweep_idle(HostPool& pool);
   void drop_idle(HostPool& pool, PooledConnection* connection, bool closed_by_server);
   Request build_message(ClientRequest& request, Target const& target) const;
   static asio::awaitable<void> throw_if_cancelled();
@@ -495,9 +502,6 @@ asio::awaitable<Client::State::Lease> Client::State::acquire(HostPool& pool, Tar
     auto connection = std::move(pool.idle.back());
     pool.idle.pop_back();
     connection->in_idle_pool_ = false;
-    connection->deadline_->clear();
-    error_code ignored;
-    connection->lowest().cancel(ignored);  // ends the idle watch
     if (connection->still_open()) {
       lease.take_slot();
       lease.connection = std::move(connection);
@@ -737,21 +741,58 @@ void Client::State::release_slot(HostPool& pool) {
 }
 
 void Client::State::park_idle(HostPool& pool, ConnectionPtr connection) {
+  // Nothing watches an idle connection, because a watch costs an epoll_ctl
+  // and a cancellation on every request. A connection the server closed is
+  // found by still_open() at checkout, or by the sweep at the idle timeout.
   connection->in_idle_pool_ = true;
-  connection->deadline_->expires_after(options_.idle_timeout);
-  // The server sends nothing on an idle connection, so readability means it
-  // closed the connection or misbehaves, and the connection is dropped in
-  // both cases. The idle timeout cancels this wait through the deadline.
-  connection->lowest().async_wait(
-      tcp::socket::wait_read,
-      [self = shared_from_this(), pool = &pool, weak = std::weak_ptr(connection)](error_code const& error) {
-        auto idle = weak.lock();
-        if (!idle || !idle->in_idle_pool_) {
-          return;  // checked out (the cancel came from acquire()) or gone
-        }
-        self->drop_idle(*pool, idle.get(), !error);
-      });
+  connection->idle_since_ = Clock::now();
+  const Clock::time_point expiry = connection->idle_since_ + options_.idle_timeout;
   pool.idle.push_back(std::move(connection));
+  if (!pool.sweep_armed) {
+    arm_idle_sweep(pool, expiry);
+  }
+}
+
+void Client::State::arm_idle_sweep(HostPool& pool, Clock::time_point when) {
+  if (!pool.sweep_timer) {
+    pool.sweep_timer = std::make_unique<asio::steady_timer>(executor_);
+  }
+  pool.sweep_armed = true;
+  pool.sweep_timer->expires_at(when);
+  pool.sweep_timer->async_wait([weak = weak_from_this(), pool = &pool](error_code const& error) {
+    auto self = weak.lock();
+    if (!self) {
+      return;
+    }
+    pool->sweep_armed = false;
+    if (!error && !self->closed_) {
+      self->sweep_idle(*pool);
+    }
+  });
+}
+
+// Closes the idle connections that reached the idle timeout or that the
+// server closed, then waits for the next expiry. The oldest are first.
+void Client::State::sweep_idle(HostPool& pool) {
+  const Clock::time_point now = Clock::now();
+  std::vector<PooledConnection*> expired;
+  std::vector<PooledConnection*> closed;
+  for (const ConnectionPtr& connection : pool.idle) {
+    if (now - connection->idle_since_ >= options_.idle_timeout) {
+      expired.push_back(connection.get());
+    } else if (!connection->still_open()) {
+      closed.push_back(connection.get());
+    }
+  }
+  for (PooledConnection* connection : expired) {
+    drop_idle(pool, connection, false);
+  }
+  for (PooledConnection* connection : closed) {
+    drop_idle(pool, connection, true);
+  }
+  if (!pool.idle.empty()) {
+    arm_idle_sweep(pool, pool.idle.front()->idle_since_ + options_.idle_timeout);
+  }
 }
 
 void Client::State::drop_idle(HostPool& pool, PooledConnection* connection, bool closed_by_server) {
@@ -774,6 +815,9 @@ void Client::State::drop_idle(HostPool& pool, PooledConnection* connection, bool
 
 void Client::State::close_idle() {
   for (auto& [key, pool] : pools_) {
+    if (pool.sweep_timer) {
+      pool.sweep_timer->cancel();
+    }
     while (!pool.idle.empty()) {
       drop_idle(pool, pool.idle.back().get(), false);
     }
