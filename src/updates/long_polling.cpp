@@ -118,6 +118,32 @@ std::optional<std::int64_t> read_update_id(const boost::json::value& json) {
 PollingStopped::PollingStopped(int error_code, const std::string& message)
     : std::runtime_error(message), error_code_(error_code) {}
 
+namespace {
+
+bool is_cancelled(const boost::asio::cancellation_state& state) {
+  return state.cancelled() != boost::asio::cancellation_type::none;
+}
+
+// Runs a store call of a loop that runs beside the polling loop. When the
+// polling loop fails, the && between them cancels this one, and the store
+// call then ends with operation_aborted. Returns true in that case, so that
+// the loop ends quietly and only the polling error reaches the caller.
+boost::asio::awaitable<bool> store_unless_cancelled(boost::asio::awaitable<void> call,
+                                                    const boost::asio::cancellation_state& own) {
+  bool aborted = false;
+  try {
+    co_await std::move(call);
+  } catch (const boost::system::system_error& error) {
+    if (error.code() != boost::asio::error::operation_aborted || !is_cancelled(own)) {
+      throw;
+    }
+    aborted = true;
+  }
+  co_return aborted;
+}
+
+}  // namespace
+
 class LongPoller::Impl {
  public:
   Impl(telegram::BotApi& api, UpdateSink& sink, OffsetStore& store, LongPollingOptions options)
@@ -129,6 +155,7 @@ class LongPoller::Impl {
         stop_timer_(api.get_executor()),
         wake_timer_(api.get_executor()),
         remove_timer_(api.get_executor()),
+        save_timer_(api.get_executor()),
         logger_(runtime::module_logger("sluice.updates")) {
     if (options_.timeout < std::chrono::seconds(0) || options_.timeout > kMaxPollTimeout) {
       throw std::invalid_argument("LongPollingOptions::timeout must be 0 to 50 s, got " +
@@ -161,13 +188,16 @@ class LongPoller::Impl {
     stop_timer_.expires_at(std::chrono::steady_clock::time_point::min());
     wake_timer_.cancel();
     remove_timer_.cancel();
+    save_timer_.cancel();
   }
 
   OffsetTracker tracker_;
   LongPollingStats stats_;
 
  private:
+  boost::asio::awaitable<void> poll_plain();
   boost::asio::awaitable<bool> poll_once();
+  boost::asio::awaitable<void> save_handled();
   boost::asio::awaitable<std::optional<RawUpdates>> fetch_batch(std::optional<std::int64_t> offset);
   boost::asio::awaitable<bool> accept(boost::json::value& json);
   boost::asio::awaitable<void> take(boost::json::value& json, std::optional<std::int64_t> update_id);
@@ -202,6 +232,8 @@ class LongPoller::Impl {
   boost::asio::steady_timer wake_timer_;
   // Woken when a handled update's journal entry can be removed.
   boost::asio::steady_timer remove_timer_;
+  // Woken when handling moves the confirmed offset (without the journal).
+  boost::asio::steady_timer save_timer_;
   std::shared_ptr<spdlog::logger> logger_;
   // Journal entries left by the previous run, handed to the sink first.
   std::vector<JournalEntry> replay_;
@@ -237,11 +269,23 @@ boost::asio::awaitable<void> LongPoller::Impl::run() {
                   saved_offset_ ? std::to_string(*saved_offset_) : "none", options_.journal,
                   replay_.size());
   }
+  using namespace boost::asio::experimental::awaitable_operators;
   if (options_.journal) {
-    using namespace boost::asio::experimental::awaitable_operators;
     co_await (poll_journaled() && remove_handled());
+  } else {
+    co_await (poll_plain() && save_handled());
   }
-  while (!options_.journal && !stopping_ && !cancelled()) {
+  logger_->info("long polling stopped offset={} pending={} polls={} received={} duplicates={} "
+                "dead_letters={} poll_errors={}",
+                tracker_.confirmed_offset() ? std::to_string(*tracker_.confirmed_offset()) : "none",
+                tracker_.pending(), stats_.polls, stats_.updates_received, stats_.duplicates_skipped,
+                stats_.dead_letters, stats_.poll_errors);
+}
+
+// Polls without the journal: each update is confirmed once it and every
+// update before it are handled.
+boost::asio::awaitable<void> LongPoller::Impl::poll_plain() {
+  while (!stopping_ && !cancelled()) {
     co_await wait_for_room();
     if (stopping_) {
       break;
@@ -254,19 +298,33 @@ boost::asio::awaitable<void> LongPoller::Impl::run() {
       co_await wait_for_progress(offset);
     }
   }
-  logger_->info("long polling stopped offset={} pending={} polls={} received={} duplicates={} "
-                "dead_letters={} poll_errors={}",
-                tracker_.confirmed_offset() ? std::to_string(*tracker_.confirmed_offset()) : "none",
-                tracker_.pending(), stats_.polls, stats_.updates_received, stats_.duplicates_skipped,
-                stats_.dead_letters, stats_.poll_errors);
+}
+
+// Saves the confirmed offset whenever handling moves it, one save at a time,
+// so that a process killed during a long poll does not handle again what it
+// handled. Runs beside poll_plain() until the poller stops.
+boost::asio::awaitable<void> LongPoller::Impl::save_handled() {
+  const boost::asio::cancellation_state own = co_await boost::asio::this_coro::cancellation_state;
+  while (!is_cancelled(own)) {
+    const std::optional<std::int64_t> offset = tracker_.confirmed_offset();
+    if (offset && offset != saved_offset_) {
+      const bool ended = co_await store_unless_cancelled(save_offset(), own);
+      if (ended) {
+        break;
+      }
+      continue;
+    }
+    if (stopping_ || cancelled()) {
+      break;
+    }
+    save_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await save_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
 }
 
 // Runs one getUpdates and hands its new updates to the sink. Returns whether
 // the batch held an update not received before.
 boost::asio::awaitable<bool> LongPoller::Impl::poll_once() {
-  using namespace boost::asio::experimental::awaitable_operators;
-
-  co_await save_offset();
   std::optional<RawUpdates> batch = co_await fetch_batch(tracker_.confirmed_offset());
   if (!batch) {
     co_return false;
@@ -386,6 +444,8 @@ void LongPoller::Impl::done_with(std::int64_t update_id) {
   if (options_.journal) {
     removable_.push_back(update_id);
     remove_timer_.cancel();
+  } else {
+    save_timer_.cancel();
   }
 }
 
@@ -494,9 +554,13 @@ boost::asio::awaitable<void> LongPoller::Impl::take_all(std::vector<boost::json:
 // Removes the journal entries of handled updates, in batches: the ids
 // handled while one removal runs go in the next.
 boost::asio::awaitable<void> LongPoller::Impl::remove_handled() {
-  while (true) {
+  const boost::asio::cancellation_state own = co_await boost::asio::this_coro::cancellation_state;
+  while (!is_cancelled(own)) {
     if (!removable_.empty()) {
-      co_await flush_removals();
+      const bool ended = co_await store_unless_cancelled(flush_removals(), own);
+      if (ended) {
+        break;
+      }
       continue;
     }
     if (stopping_ || cancelled()) {

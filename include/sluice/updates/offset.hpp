@@ -94,8 +94,8 @@ struct JournalEntry {
 /// LongPollingOptions::journal).
 ///
 /// Implementations are called on the bot's event loop. The poller awaits
-/// each call before the next, except `journal_remove`, which may run while
-/// another call is in progress.
+/// each call before the next, except `journal_remove` and `save`, which may
+/// run while another call is in progress. Saves never overlap each other.
 class OffsetStore {
  public:
   virtual ~OffsetStore() = default;

@@ -796,6 +796,49 @@ TEST(Bot, RestartSkipsConfirmedUpdates) {
   std::filesystem::remove(path);
 }
 
+// The next long poll starts while a handler still runs. The offset past the
+// handled update must be stored at once, not when that poll returns, or a
+// process killed during the poll handles the update again after a restart.
+TEST(Bot, OffsetIsStoredDuringLongPoll) {
+  run_test([](asio::io_context& io) -> asio::awaitable<void> {
+    sluice::sandbox::Sandbox sandbox(io.get_executor(), sandbox_options(1));
+    co_await sandbox.start();
+    std::int64_t handled_id = 0;
+    Router router;
+    router.on_message([&](Context& ctx) -> asio::awaitable<void> {
+      co_await sleep_for(50ms);
+      handled_id = ctx.update_id();
+    });
+    sluice::updates::MemoryOffsetStore store;
+    BotOptions options = bot_options(sandbox);
+    options.offset_store = &store;
+    options.shutdown_grace = 1s;
+    Bot bot(io.get_executor(), std::move(options), router);
+    sluice::runtime::TaskSet runner(io.get_executor(), "test");
+    auto error = std::make_shared<std::exception_ptr>();
+    runner.spawn("bot", run_bot(bot, error));
+
+    // Every getUpdates takes 3 s, so the one that starts while the handler
+    // runs is still in flight when the offset is checked.
+    sluice::sandbox::FaultRule slow_polls;
+    slow_polls.method = "getUpdates";
+    slow_polls.latency_min = slow_polls.latency_max = 3s;
+    std::vector<sluice::sandbox::FaultRule> rules = {slow_polls};
+    sandbox.engine().faults().set_rules(std::move(rules));
+    sandbox.push_message(kFirstUserId, 0, "a");
+    const auto handled = [&] { return handled_id != 0; };
+    EXPECT_TRUE(co_await wait_until(handled, 10s));
+    const auto stored = [&] { return store.offset() == handled_id + 1; };
+    const bool stored_during_poll = co_await wait_until(stored, 1s);
+
+    bot.stop();
+    co_await runner.join();
+    EXPECT_TRUE(stored_during_poll) << "stored offset: " << store.offset().value_or(-1);
+    EXPECT_EQ(rethrow_text(*error), "");
+    co_await sandbox.stop();
+  });
+}
+
 // With the journal, Telegram gets updates confirmed once they are stored,
 // while their handlers still run.
 TEST(Bot, JournalConfirmsStoredUpdatesBeforeHandling) {
