@@ -31,6 +31,7 @@
 // sends the bot a few messages from simulated users, checks the echoes,
 // prints one line and exits (0 when every echo arrived in order).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -126,7 +127,9 @@ constexpr std::string_view kUsage =
     "  --offsets URL|memory   where the confirmed offset is kept without --journal: a\n"
     "                         database URL as for --journal, or memory (a restart receives\n"
     "                         again what Telegram did not get confirmed); default\n"
-    "                         sqlite:///sluice-updates.db in the working directory\n"
+    "                         sqlite:///sluice-updates.db in the working directory. A new\n"
+    "                         sandbox numbers updates from 1 again: against one, use memory\n"
+    "                         or a new file, or the stored offset skips its updates\n"
     "  --max-in-flight N      Bot API requests at once and HTTP connections, 1 to 1024\n"
     "                         (default 32)\n"
     "  --webhook-port N       receive updates by webhook on 127.0.0.1:N (0 to 65535, 0 picks\n"
@@ -139,6 +142,18 @@ constexpr std::string_view kUsage =
     "                         delete a webhook left set by an earlier run before long\n"
     "                         polling starts (default off)\n"
     "Each option can also be written as --name=VALUE.\n";
+
+// Returns whether `token` starts with a bot id and ':', as every token
+// Telegram issues does.
+bool has_bot_id(std::string_view token) {
+  const std::size_t colon = token.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 18) {
+    return false;
+  }
+  const std::string_view id = token.substr(0, colon);
+  const bool digits = std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return digits && id.find_first_not_of('0') != std::string_view::npos;
+}
 
 // Reads the value of an on|off option.
 bool parse_switch(std::string_view name, std::string_view value) {
@@ -218,14 +233,23 @@ Flags read_flags(int argc, char** argv) {
         try {
           sluice::db::DatabaseUrl::parse(value);
         } catch (const sluice::db::UrlError& error) {
-          throw std::invalid_argument(
-              fmt::format("invalid value for --offsets: {}; expected a database URL or memory", error.what()));
+          throw std::invalid_argument(fmt::format("invalid value for --offsets: {}, or memory", error.what()));
         }
       }
       flags.offsets = value;
     } else {
       flags.flood_control = parse_switch(name, value);
     }
+  }
+  if (!flags.token.empty() && !has_bot_id(flags.token)) {
+    throw std::invalid_argument(
+        "invalid token: a Telegram bot token starts with the bot id and ':' (123456789:AA...); check "
+        "--token or BOT_TOKEN");
+  }
+  if (!flags.api_url.empty() && !flags.api_url.starts_with("http://") && !flags.api_url.starts_with("https://")) {
+    throw std::invalid_argument(fmt::format(
+        "invalid value '{}' for --api-url (or SLUICE_API_URL): expected http://host[:port] or https://host[:port]",
+        flags.api_url));
   }
   if (!flags.journal.empty() && !flags.offsets.empty()) {
     throw std::invalid_argument("--journal keeps the offset in its own database; drop --offsets");

@@ -5,7 +5,9 @@
 #include <stdexcept>
 #include <utility>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/system/system_error.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -29,15 +31,16 @@ std::string describe(const std::exception_ptr& error) {
 }
 
 // The bot's id: the digits before ':' in its token, as in every token
-// Telegram issues ("123456:ABC..."); nullopt for another form.
+// Telegram issues ("123456:ABC..."); nullopt for another form, a sign, 0 or
+// a number beyond int64_t.
 std::optional<std::int64_t> bot_id_of(std::string_view token) {
   const std::size_t colon = token.find(':');
-  if (colon == std::string_view::npos || colon == 0) {
+  if (colon == std::string_view::npos || colon == 0 || token[0] < '0' || token[0] > '9') {
     return std::nullopt;
   }
   std::int64_t id = 0;
   const auto [end, error] = std::from_chars(token.data(), token.data() + colon, id);
-  if (error != std::errc() || end != token.data() + colon) {
+  if (error != std::errc() || end != token.data() + colon || id <= 0) {
     return std::nullopt;
   }
   return id;
@@ -66,8 +69,8 @@ Bot::Bot(boost::asio::any_io_executor executor, BotOptions options, const Router
     if (!bot_id) {
       throw std::invalid_argument(
           "BotOptions::offset_database keys the offset by the bot id, but api.token does not start with "
-          "digits and ':' as Telegram's tokens do; set offset_store, or an empty offset_database to keep "
-          "the offset in memory");
+          "a bot id (a positive number, then ':') as Telegram's tokens do; set offset_store, or an empty "
+          "offset_database to keep the offset in memory");
     }
   }
   if (options_.polling.journal && options_.offset_store == nullptr && options_.offset_database.empty()) {
@@ -82,7 +85,7 @@ Bot::Bot(boost::asio::any_io_executor executor, BotOptions options, const Router
   if (!bot_id) {
     throw std::invalid_argument(
         "BotOptions::fsm_storage needs the bot id for conversation keys, but api.token does not start "
-        "with digits and ':' as Telegram's tokens do");
+        "with a bot id (a positive number, then ':') as Telegram's tokens do");
   }
   environment_.fsm_storage = options_.fsm_storage;
   environment_.bot_id = *bot_id;
@@ -305,11 +308,12 @@ boost::asio::awaitable<void> Bot::start(bool delete_webhook) {
   auto logger = runtime::module_logger("sluice.dispatch");
   std::exception_ptr error;
   try {
+    // getMe first, so that a wrong token creates no database file.
+    co_await learn_username();
     if (sql_offset_store_) {
-      co_await sql_offset_store_->create_tables();
+      co_await open_offset_tables();
       logger->info("offsets kept in {}", offset_db_->url());
     }
-    co_await learn_username();
     if (delete_webhook) {
       co_await updates::delete_webhook(api_, false);
       logger->info("webhook deleted before polling");
@@ -320,6 +324,26 @@ boost::asio::awaitable<void> Bot::start(bool delete_webhook) {
   if (error) {
     co_await close_offset_store();
     std::rethrow_exception(error);
+  }
+}
+
+boost::asio::awaitable<void> Bot::open_offset_tables() {
+  std::string failure;
+  try {
+    co_await sql_offset_store_->create_tables();
+  } catch (const boost::system::system_error& error) {
+    if (error.code() == boost::asio::error::operation_aborted) {
+      throw;
+    }
+    failure = error.what();
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+  if (!failure.empty()) {
+    throw std::runtime_error(fmt::format(
+        "cannot open the offset database {}: {}; check that its directory exists and is writable, or set "
+        "BotOptions::offset_database",
+        offset_db_->url(), failure));
   }
 }
 

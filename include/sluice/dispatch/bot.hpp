@@ -175,9 +175,11 @@ class Bot {
   // options_.offset_database (made here, its tables by start) or the
   // memory store.
   updates::OffsetStore& offset_store();
-  // Creates the offset tables, learns the username and deletes the webhook
+  // Learns the username, creates the offset tables and deletes the webhook
   // if requested. If one of them fails, it closes the offset database.
   boost::asio::awaitable<void> start(bool delete_webhook);
+  // Creates the offset tables. Its error names the database.
+  boost::asio::awaitable<void> open_offset_tables();
   boost::asio::awaitable<void> close_offset_store();
   // Moves the state of a migrated chat, then takes the lock of the update's
   // conversation and reads its record into `conversation`.

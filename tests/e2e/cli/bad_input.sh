@@ -83,6 +83,11 @@ expect 2 "invalid value '0' for --max-in-flight" "$echo_bot" --max-in-flight 0
 expect 2 "invalid value '-1' for --max-in-flight" "$echo_bot" --max-in-flight=-1
 expect 2 "invalid value for --journal" "$echo_bot" --journal mysql://x
 expect 2 "invalid value for --offsets" "$echo_bot" --offsets mysql://x
+expect 2 "invalid token: a Telegram bot token starts with the bot id" "$echo_bot" \
+  --token abcdefghijklmnopqrstuvwxyz0123456789
+expect 2 "invalid token" "$echo_bot" --token=-5:AAHsandboxTokenForLocalTests000000
+expect 2 "invalid value 'notaurl' for --api-url" "$echo_bot" --token 123456789:AAHsandboxTokenForLocalTests000000 \
+  --api-url notaurl
 expect 2 "--journal keeps the offset in its own database" "$echo_bot" --journal sqlite:///x.db --offsets memory
 expect 2 "invalid value '70000' for --webhook-port" "$echo_bot" --webhook-port 70000
 expect 2 "--webhook-port needs --webhook-secret" "$echo_bot" --webhook-port 8443
