@@ -198,6 +198,8 @@ class LongPoller::Impl {
   boost::asio::awaitable<void> poll_plain();
   boost::asio::awaitable<bool> poll_once();
   boost::asio::awaitable<void> save_handled();
+  template <class HasWork, class Step>
+  boost::asio::awaitable<void> work_beside_polling(boost::asio::steady_timer& timer, HasWork has_work, Step step);
   boost::asio::awaitable<std::optional<RawUpdates>> fetch_batch(std::optional<std::int64_t> offset);
   boost::asio::awaitable<bool> accept(boost::json::value& json);
   boost::asio::awaitable<void> take(boost::json::value& json, std::optional<std::int64_t> update_id);
@@ -282,6 +284,30 @@ boost::asio::awaitable<void> LongPoller::Impl::run() {
                 stats_.dead_letters, stats_.poll_errors);
 }
 
+// Runs `step` while `has_work()` is true and otherwise waits on `timer`,
+// which the poller cancels when there is work or at stop. It runs beside the
+// polling loop, until the poller stops or the && with that loop cancels it.
+template <class HasWork, class Step>
+boost::asio::awaitable<void> LongPoller::Impl::work_beside_polling(boost::asio::steady_timer& timer,
+                                                                   HasWork has_work, Step step) {
+  const boost::asio::cancellation_state own = co_await boost::asio::this_coro::cancellation_state;
+  while (!is_cancelled(own)) {
+    if (has_work()) {
+      boost::asio::awaitable<void> call = step();
+      const bool ended = co_await store_unless_cancelled(std::move(call), own);
+      if (ended) {
+        break;
+      }
+      continue;
+    }
+    if (stopping_ || cancelled()) {
+      break;
+    }
+    timer.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+}
+
 // Polls without the journal: each update is confirmed once it and every
 // update before it are handled.
 boost::asio::awaitable<void> LongPoller::Impl::poll_plain() {
@@ -304,22 +330,12 @@ boost::asio::awaitable<void> LongPoller::Impl::poll_plain() {
 // so that a process killed during a long poll does not handle again what it
 // handled. Runs beside poll_plain() until the poller stops.
 boost::asio::awaitable<void> LongPoller::Impl::save_handled() {
-  const boost::asio::cancellation_state own = co_await boost::asio::this_coro::cancellation_state;
-  while (!is_cancelled(own)) {
+  auto offset_moved = [this] {
     const std::optional<std::int64_t> offset = tracker_.confirmed_offset();
-    if (offset && offset != saved_offset_) {
-      const bool ended = co_await store_unless_cancelled(save_offset(), own);
-      if (ended) {
-        break;
-      }
-      continue;
-    }
-    if (stopping_ || cancelled()) {
-      break;
-    }
-    save_timer_.expires_at(std::chrono::steady_clock::time_point::max());
-    co_await save_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-  }
+    return offset && offset != saved_offset_;
+  };
+  auto save = [this] { return save_offset(); };
+  return work_beside_polling(save_timer_, offset_moved, save);
 }
 
 // Runs one getUpdates and hands its new updates to the sink. Returns whether
@@ -554,21 +570,9 @@ boost::asio::awaitable<void> LongPoller::Impl::take_all(std::vector<boost::json:
 // Removes the journal entries of handled updates, in batches: the ids
 // handled while one removal runs go in the next.
 boost::asio::awaitable<void> LongPoller::Impl::remove_handled() {
-  const boost::asio::cancellation_state own = co_await boost::asio::this_coro::cancellation_state;
-  while (!is_cancelled(own)) {
-    if (!removable_.empty()) {
-      const bool ended = co_await store_unless_cancelled(flush_removals(), own);
-      if (ended) {
-        break;
-      }
-      continue;
-    }
-    if (stopping_ || cancelled()) {
-      break;
-    }
-    remove_timer_.expires_at(std::chrono::steady_clock::time_point::max());
-    co_await remove_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-  }
+  auto ids_waiting = [this] { return !removable_.empty(); };
+  auto remove = [this] { return flush_removals(); };
+  return work_beside_polling(remove_timer_, ids_waiting, remove);
 }
 
 boost::asio::awaitable<void> LongPoller::Impl::flush_removals() {
