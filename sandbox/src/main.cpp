@@ -2,6 +2,7 @@
 // prints its counters when it stops. Logs go to stderr and the counters to
 // stdout, so `sluice-sandbox > stats.json` keeps a clean JSON document.
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
@@ -14,9 +15,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/system/system_error.hpp>
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -56,6 +59,24 @@ void print_json(std::ostream& out, boost::json::value const& value, int indent =
 }
 
 // Serves until SIGINT, SIGTERM or POST /sandbox/shutdown.
+// Returns whether `token` has the shape of the tokens Telegram issues: the
+// bot id, ':' and a secret of letters, digits, '_' and '-'.
+bool is_telegram_token(std::string_view token) {
+  const std::size_t colon = token.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == token.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    const char c = token[i];
+    const bool digit = c >= '0' && c <= '9';
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (i < colon ? !digit : (i > colon && !digit && !letter && c != '_' && c != '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
 asio::awaitable<void> run(Sandbox& sandbox, asio::signal_set& signals) {
   co_await sandbox.start();
   std::cerr << "sluice-sandbox listening on " << sandbox.base_url() << " (bot token "
@@ -138,6 +159,21 @@ int main(int argc, char** argv) {
                                   sluice::runtime::kLogLevelNames));
     }
     spdlog::set_level(*level);
+    if (values.count("token") != 0 && !is_telegram_token(options.engine.bot.token)) {
+      throw po::error(fmt::format(
+          "invalid value '{}' for --token: expected the bot id, ':' and letters, digits, '_' or '-' "
+          "(123456789:AAH...)",
+          options.engine.bot.token));
+    }
+    if (options.tls_certificate_file.empty() != options.tls_private_key_file.empty()) {
+      throw po::error("--tls-cert and --tls-key go together: give both, or --tls-self-signed");
+    }
+    boost::system::error_code address_error;
+    asio::ip::make_address(options.address, address_error);
+    if (address_error) {
+      throw po::error(fmt::format("invalid value '{}' for --address: expected an IP address such as 127.0.0.1",
+                                  options.address));
+    }
   } catch (std::exception const& error) {
     std::cerr << "sluice-sandbox: " << error.what() << "\nRun sluice-sandbox --help for the options.\n";
     return 2;
@@ -169,6 +205,12 @@ int main(int argc, char** argv) {
         if (error) {
           try {
             std::rethrow_exception(error);
+          } catch (boost::system::system_error const& e) {
+            // Such as "cannot bind 127.0.0.1:8081: Address already in use",
+            // without the source location Boost appends in brackets.
+            std::string text = e.what();
+            text.resize(std::min(text.size(), text.find(" [")));
+            std::cerr << "sluice-sandbox: " << text << "\n";
           } catch (std::exception const& e) {
             std::cerr << "sluice-sandbox: " << e.what() << "\n";
           }
@@ -180,8 +222,10 @@ int main(int argc, char** argv) {
       };
       asio::co_spawn(context, run(sandbox, signals), finished);
       context.run();
-      print_json(std::cout, sandbox.engine().stats_json(sluice::sandbox::Clock::now()));
-      std::cout << "\n";
+      if (exit_code == 0) {
+        print_json(std::cout, sandbox.engine().stats_json(sluice::sandbox::Clock::now()));
+        std::cout << "\n";
+      }
     }
     return exit_code;
   } catch (std::exception const& error) {

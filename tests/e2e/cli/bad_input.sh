@@ -68,6 +68,10 @@ expect 2 "invalid value '-1' for --seed" "$sandbox" --seed -1
 expect 2 "invalid value '-1' for --max-recorded-calls" "$sandbox" --max-recorded-calls -1
 expect 2 "invalid value '0' for --max-messages-per-chat" "$sandbox" --max-messages-per-chat 0
 expect 2 "invalid value '0' for --first-update-id" "$sandbox" --first-update-id 0
+expect 2 "invalid value '' for --token" "$sandbox" --token ''
+expect 2 "invalid value 'a/b' for --token" "$sandbox" --token a/b
+expect 2 "--tls-cert and --tls-key go together" "$sandbox" --tls-cert cert.pem
+expect 2 "invalid value 'localhost' for --address" "$sandbox" --address localhost
 expect 2 "invalid value 'verbose' for --log-level" "$sandbox" --log-level verbose
 echo '{"users": [], "colour": "blue"}' >"$work/top.json"
 expect 1 "$work/top.json: scenario: unknown field \"colour\"" "$sandbox" --port 0 --scenario "$work/top.json"
