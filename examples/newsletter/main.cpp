@@ -41,12 +41,12 @@ std::set<std::int64_t> parse_admins(const std::string& list) {
     try {
       std::size_t used = 0;
       const std::int64_t id = std::stoll(entry.substr(first), &used);
-      if (first + used != entry.find_last_not_of(' ') + 1) {
+      if (first + used != entry.find_last_not_of(' ') + 1 || id <= 0) {
         throw std::invalid_argument(entry);
       }
       admins.insert(id);
     } catch (const std::exception&) {
-      throw po::error("invalid user id '" + entry + "' in --admins; expected numbers separated by commas");
+      throw po::error("invalid user id '" + entry + "' in --admins; expected positive numbers separated by commas");
     }
   }
   return admins;
@@ -152,6 +152,9 @@ int main(int argc, char** argv) {
     }
     po::notify(values);
     config.admins = parse_admins(admins);
+    if (values.count("admins") != 0 && config.admins.empty()) {
+      throw po::error("--admins needs at least one user id; leave it out for a bot without admins");
+    }
     if (config.token.empty()) {
       throw po::error("missing bot token: pass --token or set BOT_TOKEN");
     }

@@ -41,6 +41,10 @@ export BOT_TOKEN=1:TEST
 expect 2 "invalid value '-1' for --global-rate: expected a whole number from 1 to 1000" \
   "$newsletter" --global-rate -1
 expect 2 "invalid value '0' for --global-rate" "$newsletter" --global-rate 0
+expect 2 "invalid user id '-5' in --admins" "$newsletter" --token 123456789:AAHsandboxTokenForLocalTests000000 \
+  --admins=-5
+expect 2 "--admins needs at least one user id" "$newsletter" --token 123456789:AAHsandboxTokenForLocalTests000000 \
+  --admins ''
 expect 2 "invalid value '1001' for --global-rate" "$newsletter" --global-rate=1001
 expect 2 "invalid value 'abc' for --global-rate" "$newsletter" --global-rate abc
 expect 2 "invalid value '-5' for --broadcast-concurrency" "$newsletter" --broadcast-concurrency -5
