@@ -47,6 +47,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <sluice/db/database.hpp>
 #include <sluice/dispatch/bot.hpp>
@@ -417,6 +419,9 @@ asio::awaitable<int> run_demo() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Logs go to stderr, so stdout carries only the self-check's result line.
+  // Set before any module logger exists: they copy the default's sinks.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("echo_bot"));
   Flags flags;
   try {
     flags = read_flags(argc, argv);
