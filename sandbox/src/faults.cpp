@@ -1,6 +1,8 @@
 #include <sluice/sandbox/faults.hpp>
 
 #include <array>
+#include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <utility>
 
@@ -166,7 +168,12 @@ boost::json::value fault_rules_to_json(std::vector<FaultRule> const& rules) {
     boost::json::object object;
     object["method"] = rule.method;
     object["kind"] = fault_kind_name(rule.kind);
-    object["rate"] = rule.rate;
+    // Boost.JSON writes 1.0 as 1E0, so a whole rate goes out as an integer.
+    if (rule.rate == std::floor(rule.rate)) {
+      object["rate"] = static_cast<std::int64_t>(rule.rate);
+    } else {
+      object["rate"] = rule.rate;
+    }
     if (rule.kind == FaultKind::latency) {
       object["latency_ms"] = boost::json::array{rule.latency_min.count(), rule.latency_max.count()};
     }

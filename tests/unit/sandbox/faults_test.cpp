@@ -1,9 +1,11 @@
 #include <sluice/sandbox/faults.hpp>
 
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 namespace sluice::sandbox {
@@ -87,6 +89,13 @@ TEST(FaultInjector, RulesFromJson) {
                std::invalid_argument);
   EXPECT_THROW(fault_rules_from_json(boost::json::parse(R"([{"kind": "server_error", "status": 404}])")),
                std::invalid_argument);
+}
+
+TEST(FaultInjector, RulesToJsonWriteWholeRatesAsIntegers) {
+  std::vector<FaultRule> rules = {rule("*", FaultKind::latency, 1.0), rule("getMe", FaultKind::server_error, 0.25)};
+  const std::string text = boost::json::serialize(fault_rules_to_json(rules));
+  EXPECT_NE(text.find(R"("rate":1,)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("rate":2.5E-1)"), std::string::npos) << text;
 }
 
 }  // namespace
