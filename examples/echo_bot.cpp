@@ -31,7 +31,6 @@
 // sends the bot a few messages from simulated users, checks the echoes,
 // prints one line and exits (0 when every echo arrived in order).
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -58,6 +57,7 @@
 #include <sluice/runtime/shutdown.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/sandbox/sandbox.hpp>
+#include <sluice/telegram/token.hpp>
 #include <sluice/updates/webhook.hpp>
 
 namespace asio = boost::asio;
@@ -145,18 +145,6 @@ constexpr std::string_view kUsage =
     "                         polling starts (default off)\n"
     "Each option can also be written as --name=VALUE.\n";
 
-// Returns whether `token` starts with a bot id and ':', as every token
-// Telegram issues does.
-bool has_bot_id(std::string_view token) {
-  const std::size_t colon = token.find(':');
-  if (colon == std::string_view::npos || colon == 0 || colon > 18) {
-    return false;
-  }
-  const std::string_view id = token.substr(0, colon);
-  const bool digits = std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
-  return digits && id.find_first_not_of('0') != std::string_view::npos;
-}
-
 // Reads the value of an on|off option.
 bool parse_switch(std::string_view name, std::string_view value) {
   if (value != "on" && value != "off") {
@@ -243,7 +231,7 @@ Flags read_flags(int argc, char** argv) {
       flags.flood_control = parse_switch(name, value);
     }
   }
-  if (!flags.token.empty() && !has_bot_id(flags.token)) {
+  if (!flags.token.empty() && !sluice::telegram::bot_id_of(flags.token)) {
     throw std::invalid_argument(
         "invalid token: a Telegram bot token starts with the bot id and ':' (123456789:AA...); check "
         "--token or BOT_TOKEN");
@@ -304,7 +292,7 @@ asio::awaitable<void> run_real(Flags flags) {
     database_options.sqlite.blocking_pool = &blocking;
     database.emplace(executor, flags.journal, database_options);
     // The store keys its rows by the bot id, the token's part before ':'.
-    store.emplace(*database, flags.token.substr(0, flags.token.find(':')));
+    store.emplace(*database, std::to_string(*sluice::telegram::bot_id_of(flags.token)));
     co_await store->create_tables();
     options.offset_store = &*store;
     options.polling.journal = true;

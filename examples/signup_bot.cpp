@@ -14,6 +14,8 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +34,7 @@
 #include <sluice/runtime/shutdown.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/sandbox/sandbox.hpp>
+#include <sluice/telegram/token.hpp>
 #include <sluice/updates/offset.hpp>
 
 namespace asio = boost::asio;
@@ -90,7 +93,12 @@ asio::awaitable<void> run_real(std::string token, std::string database_path) {
   co_await storage.create_tables();
   // The confirmed offset lives next to the conversations, keyed by the bot
   // id (the token's digits before ':').
-  sluice::updates::SqlOffsetStore offsets(database, token.substr(0, token.find(':')));
+  const std::optional<std::int64_t> bot_id = sluice::telegram::bot_id_of(token);
+  if (!bot_id) {
+    throw std::invalid_argument(
+        "invalid token: a Telegram bot token starts with the bot id and ':' (123456789:AA...)");
+  }
+  sluice::updates::SqlOffsetStore offsets(database, std::to_string(*bot_id));
   co_await offsets.create_tables();
 
   const Router router = make_router();

@@ -15,6 +15,7 @@
 #include <sluice/db/url.hpp>
 #include <sluice/http/server.hpp>
 #include <sluice/runtime/logging.hpp>
+#include <sluice/telegram/token.hpp>
 
 namespace sluice::dispatch {
 
@@ -30,21 +31,6 @@ std::string describe(const std::exception_ptr& error) {
   }
 }
 
-// The bot's id: the digits before ':' in its token, as in every token
-// Telegram issues ("123456:ABC..."); nullopt for another form, a sign, 0 or
-// a number beyond int64_t.
-std::optional<std::int64_t> bot_id_of(std::string_view token) {
-  const std::size_t colon = token.find(':');
-  if (colon == std::string_view::npos || colon == 0 || token[0] < '0' || token[0] > '9') {
-    return std::nullopt;
-  }
-  std::int64_t id = 0;
-  const auto [end, error] = std::from_chars(token.data(), token.data() + colon, id);
-  if (error != std::errc() || end != token.data() + colon || id <= 0) {
-    return std::nullopt;
-  }
-  return id;
-}
 
 }  // namespace
 
@@ -59,7 +45,7 @@ Bot::Bot(boost::asio::any_io_executor executor, BotOptions options, const Router
                   DispatcherOptions{.max_concurrent_updates = options_.max_concurrent_updates,
                                     .max_pending_updates = options_.max_pending_updates},
                   [this](const telegram::Update& update) { return handle_update(update); }) {
-  const std::optional<std::int64_t> bot_id = bot_id_of(options_.api.token);
+  const std::optional<std::int64_t> bot_id = telegram::bot_id_of(options_.api.token);
   if (options_.offset_store == nullptr && !options_.offset_database.empty()) {
     try {
       db::DatabaseUrl::parse(options_.offset_database);
@@ -300,7 +286,7 @@ updates::OffsetStore& Bot::offset_store() {
     database_options.sqlite.blocking_pool = &*offset_blocking_;
   }
   offset_db_.emplace(executor_, options_.offset_database, database_options);
-  sql_offset_store_.emplace(*offset_db_, std::to_string(bot_id_of(options_.api.token).value_or(0)));
+  sql_offset_store_.emplace(*offset_db_, std::to_string(telegram::bot_id_of(options_.api.token).value_or(0)));
   return *sql_offset_store_;
 }
 
