@@ -109,8 +109,8 @@ class TaskSetState {
   // was destroyed without completing (the io_context went away).
   void finish(TaskEntry& entry, const std::exception_ptr& error, bool abandoned) {
     // The task's cancellation state lives in the entry's slot. Copies of
-    // the task's executor may keep the entry alive after the task, so free
-    // the state now: the task is finished and nothing uses it any more.
+    // the task's executor may keep the entry alive after the task, so the
+    // state is freed now, because the finished task no longer uses it.
     entry.signal.slot().clear();
     unlink(&entry);
     if (abandoned) {
@@ -280,9 +280,9 @@ class TaskSetState {
 
 namespace {
 
-// Reports the end of one task to its set, exactly once: when invoked, or,
-// if the io_context destroys it without invoking it, from its destructor.
-// It owns the task's entry.
+// Reports the end of one task to its set when invoked, or from its
+// destructor if the io_context destroys it first. It owns the task's entry
+// and gives it up when invoked, so the destructor then reports nothing.
 class TaskCompletion {
  public:
   TaskCompletion(std::shared_ptr<detail::TaskSetState> state, std::shared_ptr<detail::TaskEntry> entry) noexcept
@@ -310,8 +310,8 @@ class TaskCompletion {
 
 using TaskThreadEntry = asio::awaitable<asio::detail::awaitable_thread_entry_point, asio::any_io_executor>;
 
-// The bottom frame of a task's coroutine stack: runs the task and reports
-// how it ended. If the frame is destroyed before the task ends (the
+// Runs a task as the bottom frame of its coroutine stack and reports how it
+// ended. If the frame is destroyed before the task ends (the
 // io_context went away), `completion` reports the task as abandoned from its
 // destructor.
 TaskThreadEntry run_task(asio::awaitable<void> task, TaskCompletion completion) {
@@ -327,7 +327,7 @@ TaskThreadEntry run_task(asio::awaitable<void> task, TaskCompletion completion) 
 // Starts `task` on a later turn of the loop, on `executor`, cancellable
 // through `slot`.
 //
-// This does what co_spawn does, with less: co_spawn adds work guards (the
+// This does what co_spawn does, with less work. co_spawn adds work guards (the
 // set keeps one for all its tasks), a post after a task that ends without
 // suspending, a dispatch of the completion handler and a second
 // cancellation signal. Together they doubled the cost of a short task.

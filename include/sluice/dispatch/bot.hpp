@@ -19,12 +19,12 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <sluice/db/database.hpp>
 #include <sluice/dispatch/context.hpp>
 #include <sluice/dispatch/dispatcher.hpp>
 #include <sluice/dispatch/filter.hpp>
 #include <sluice/dispatch/router.hpp>
 #include <sluice/fsm/conversation.hpp>
-#include <sluice/db/database.hpp>
 #include <sluice/fsm/storage.hpp>
 #include <sluice/runtime/blocking_pool.hpp>
 #include <sluice/runtime/task_set.hpp>

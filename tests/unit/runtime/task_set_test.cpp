@@ -189,11 +189,11 @@ TEST(TaskSet, SpawnOnTheLoopStartsTheTaskLater) {
 }
 
 TEST(TaskSet, RunKeepsGoingWhileTasksWaitOutsideIo) {
-  // The tasks wait on a semaphore, which is no I/O operation: only the set
-  // keeps the io_context from running out of work.
+  // The tasks wait on a semaphore, which is no I/O operation, so only the
+  // set keeps the io_context from running out of work.
   asio::io_context io;
   sluice::runtime::Semaphore gate(io.get_executor(), 1, "gate");
-  std::optional<sluice::runtime::Permit> held = gate.try_acquire();
+  std::optional<sluice::runtime::Permit> gate_permit = gate.try_acquire();
   TaskSet tasks(io.get_executor(), "parked");
   tasks.spawn("first", wait_for_gate(&gate));
   tasks.spawn("second", wait_for_gate(&gate));
