@@ -7,6 +7,7 @@
 #include <deque>
 #include <stdexcept>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
@@ -34,6 +35,7 @@
 #include <sluice/runtime/logging.hpp>
 
 #include "http/deadline.hpp"
+#include "http/wire.hpp"
 
 namespace sluice::http {
 
@@ -206,9 +208,7 @@ class PooledConnection {
   }
 
   // Checks without blocking that the server has not closed the connection
-  // and sent nothing unrequested while it was idle.
-  // One recv() with MSG_DONTWAIT instead of toggling the socket's
-  // non-blocking mode, which costs two more system calls per request.
+  // and sent nothing unrequested while it was idle: one recv() that peeks.
   bool still_open() {
     char byte = 0;
     auto const received = ::recv(lowest().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -458,10 +458,47 @@ asio::awaitable<Response> Client::State::request(ClientRequest request) {
   }
 }
 
+namespace {
+
+void finish_exchange(Exchange& outcome, PooledConnection& connection,
+                     bhttp::response_parser<bhttp::string_body>& parser) {
+  outcome.got_response_bytes = parser.got_some() || connection.buffer_.size() > 0;
+  if (outcome.error) {
+    return;
+  }
+  outcome.reusable = parser.keep_alive() && !parser.need_eof() && connection.buffer_.size() == 0;
+  outcome.response = parser.release();
+}
+
+}  // namespace
+
 template <class Stream>
 asio::awaitable<Exchange> Client::State::exchange(Stream& stream, PooledConnection& connection,
                                                   Request const& message) {
   Exchange outcome;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.header_limit(kResponseHeaderLimit);
+  parser.body_limit(options_.response_body_limit);
+  if (message.method() == Verb::head) {
+    parser.skip(true);
+  }
+  if constexpr (std::is_same_v<Stream, tcp::socket>) {
+    if (!message.chunked()) {
+      // The socket is in non-blocking mode (see connect): the request goes
+      // out and the response comes in without an executor round trip for
+      // each step, as far as the socket's buffers allow.
+      auto const written = co_await detail::write_message(stream, message);
+      outcome.bytes_written = written.bytes;
+      if (written.error) {
+        outcome.error = written.error;
+        outcome.write_failed = true;
+        co_return outcome;
+      }
+      outcome.error = co_await detail::read_message(stream, connection.buffer_, parser);
+      finish_exchange(outcome, connection, parser);
+      co_return outcome;
+    }
+  }
   auto [write_error, written] = co_await bhttp::async_write(stream, message, use_tuple);
   outcome.bytes_written = written;
   if (write_error) {
@@ -469,21 +506,9 @@ asio::awaitable<Exchange> Client::State::exchange(Stream& stream, PooledConnecti
     outcome.write_failed = true;
     co_return outcome;
   }
-
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.header_limit(kResponseHeaderLimit);
-  parser.body_limit(options_.response_body_limit);
-  if (message.method() == Verb::head) {
-    parser.skip(true);
-  }
   auto [read_error, read] = co_await bhttp::async_read(stream, connection.buffer_, parser, use_tuple);
-  outcome.got_response_bytes = parser.got_some() || connection.buffer_.size() > 0;
-  if (read_error) {
-    outcome.error = read_error;
-    co_return outcome;
-  }
-  outcome.reusable = parser.keep_alive() && !parser.need_eof() && connection.buffer_.size() == 0;
-  outcome.response = parser.release();
+  outcome.error = read_error;
+  finish_exchange(outcome, connection, parser);
   co_return outcome;
 }
 
@@ -571,6 +596,15 @@ asio::awaitable<ConnectionPtr> Client::State::connect(Target const& target, Cloc
   }
   error_code ignored;
   connection->socket_.set_option(tcp::no_delay(true), ignored);
+  // Synchronous reads and writes then return would_block instead of
+  // blocking, as exchange() expects. Asynchronous operations (and TLS,
+  // which uses only those) are unaffected.
+  error_code mode_error;
+  connection->socket_.non_blocking(true, mode_error);
+  if (mode_error) {
+    throw HttpError(ErrorKind::connect, Delivery::not_sent, target.authority, operation, mode_error,
+                    "connection to " + destination + " cannot enter non-blocking mode: " + mode_error.message());
+  }
 
   if (proxy_ && target.tls) {
     co_await open_tunnel(*connection, target, deadline, operation);

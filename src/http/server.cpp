@@ -1,6 +1,5 @@
 #include <sluice/http/server.hpp>
 
-#include <array>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -20,7 +19,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -33,6 +31,7 @@
 #include <sluice/runtime/logging.hpp>
 
 #include "http/deadline.hpp"
+#include "http/wire.hpp"
 
 namespace sluice::http {
 
@@ -63,7 +62,6 @@ constexpr std::size_t kLingerMaxBytes = 4 * 1024 * 1024;
 constexpr std::size_t kReadChunk = 16 * 1024;
 // Initial capacity of a serialised response header. A status line and the
 // five fields of a typical response fit, and longer headers grow the string.
-constexpr std::size_t kHeaderReserve = 256;
 
 std::shared_ptr<spdlog::logger> const& logger() {
   static auto const instance = runtime::module_logger("sluice.http");
@@ -136,38 +134,6 @@ using TlsConnection = Connection<asio::ssl::stream<tcp::socket>>;
 
 template <class Stream>
 constexpr bool kIsTls = !std::is_same_v<Stream, tcp::socket>;
-
-// Returns the bytes http::serializer writes before the body of `response`:
-// the status line, one "Name: value" line per field in order, and an empty
-// line.
-std::string serialize_header(Response const& response) {
-  auto const version = response.version();
-  auto const code = response.result_int();
-  auto const reason = response.reason();
-  std::string head;
-  head.reserve(kHeaderReserve);
-  head += "HTTP/";
-  head += static_cast<char>('0' + version / 10);
-  head += '.';
-  head += static_cast<char>('0' + version % 10);
-  head += ' ';
-  head += static_cast<char>('0' + code / 100);
-  head += static_cast<char>('0' + (code / 10) % 10);
-  head += static_cast<char>('0' + code % 10);
-  head += ' ';
-  head.append(reason.data(), reason.size());
-  head += "\r\n";
-  for (auto const& field : response) {
-    auto const name = field.name_string();
-    auto const value = field.value();
-    head.append(name.data(), name.size());
-    head += ": ";
-    head.append(value.data(), value.size());
-    head += "\r\n";
-  }
-  head += "\r\n";
-  return head;
-}
 
 Response make_error_response(Status status, unsigned version, std::string_view text) {
   Response response{status, version};
@@ -602,23 +568,11 @@ template <class Stream>
 asio::awaitable<error_code> Server::Impl::write_response(Stream& stream, Response& response) {
   if constexpr (!kIsTls<Stream>) {
     if (!response.chunked()) {
-      // The plain socket is in non-blocking mode (see start_connection), so
-      // a synchronous write sends what the socket buffer takes and reports
-      // would_block for the rest. A response that fits completes here
-      // without the executor round trip of an asynchronous write. The
-      // header is serialised into one string because walking Beast's
-      // serializer buffers costs more than copying them.
-      auto const head = serialize_header(response);
-      std::array<asio::const_buffer, 2> const buffers{asio::buffer(head), asio::buffer(response.body())};
-      error_code error;
-      auto const written = asio::write(stream, buffers, error);
-      if (error != asio::error::would_block && error != asio::error::try_again) {
-        co_return error;
-      }
-      beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(buffers);
-      rest.consume(written);
-      auto [rest_error, rest_written] = co_await asio::async_write(stream, rest, use_tuple);
-      co_return rest_error;
+      // The plain socket is in non-blocking mode (see start_connection): a
+      // response that fits the socket buffer is sent without the executor
+      // round trip of an asynchronous write.
+      auto const written = co_await detail::write_message(stream, response);
+      co_return written.error;
     }
   }
   bhttp::response_serializer<bhttp::string_body> serializer{response};

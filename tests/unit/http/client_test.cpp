@@ -386,6 +386,57 @@ asio::awaitable<void> answer_once_raw(tcp::acceptor& acceptor, std::string answe
   co_await read_until_closed(socket, 5s);
 }
 
+// Sends `pieces` as the response to one request, 20 ms apart.
+asio::awaitable<void> answer_in_pieces(tcp::acceptor& acceptor, std::vector<std::string> pieces) {
+  auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+  std::string buffer;
+  co_await read_head(socket, buffer);
+  asio::steady_timer pause(socket.get_executor());
+  for (auto const& piece : pieces) {
+    co_await write_text(socket, piece);
+    pause.expires_after(20ms);
+    co_await pause.async_wait(asio::use_awaitable);
+  }
+  co_await read_until_closed(socket, 5s);
+}
+
+TEST(HttpClient, ResponseInPiecesIsReadWhole) {
+  run_test([]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    tcp::acceptor acceptor(executor, {asio::ip::make_address("127.0.0.1"), 0});
+    std::vector<std::string> pieces = {"HTTP/1.1 200 OK\r\nContent-Le", "ngth: 10\r\n\r\nhello", "world"};
+    asio::co_spawn(executor, answer_in_pieces(acceptor, std::move(pieces)), [](std::exception_ptr) {});
+    Client client(executor);
+
+    ClientRequest request{.url = url_for(acceptor.local_endpoint().port())};
+    auto response = co_await client.request(std::move(request));
+
+    EXPECT_EQ(response.result_int(), 200);
+    EXPECT_EQ(response.body(), "helloworld");
+  });
+}
+
+TEST(HttpClient, LargeBodiesTravelBothWays) {
+  run_test([]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    Server server(executor, ServerOptions{.body_limit = 16 * 1024 * 1024}, echo_body_handler());
+    server.listen();
+    spawn_server(executor, server);
+    Client client(executor);
+
+    std::string body(8 * 1024 * 1024, 'b');
+    body.back() = 'e';
+    ClientRequest request{.method = Verb::post, .url = url_for(server.port()), .body = body};
+    auto response = co_await client.request(std::move(request));
+
+    EXPECT_EQ(response.result_int(), 200);
+    EXPECT_EQ(response.body().size(), body.size() + 5);
+    EXPECT_TRUE(response.body() == "echo:" + body) << "the echoed body differs";
+    server.stop(0ms);
+    co_await server.wait_stopped();
+  });
+}
+
 TEST(HttpClient, MalformedResponseIsReported) {
   run_test([]() -> asio::awaitable<void> {
     auto executor = co_await asio::this_coro::executor;
