@@ -1,5 +1,7 @@
 #include <sluice/db/connection.hpp>
 
+#include <exception>
+
 namespace sluice::db {
 
 boost::asio::awaitable<Transaction> Connection::begin() {
@@ -27,6 +29,39 @@ boost::asio::awaitable<void> Transaction::rollback() {
   }
   conn->transaction_open_ = false;
   co_await conn->run_count("ROLLBACK", {});
+}
+
+boost::asio::awaitable<std::vector<std::uint64_t>> Connection::execute_in_transaction(
+    std::vector<Statement> statements) {
+  if (transaction_open_ && !rollback_pending_) {
+    throw DbError("cannot run statements in a new transaction: one is already open on this connection");
+  }
+  co_return co_await run_in_transaction(std::move(statements));
+}
+
+boost::asio::awaitable<std::vector<std::uint64_t>> Connection::run_in_transaction(std::vector<Statement> statements) {
+  Transaction transaction = co_await begin();
+  std::vector<std::uint64_t> counts;
+  counts.reserve(statements.size());
+  std::exception_ptr failure;
+  try {
+    for (Statement& statement : statements) {
+      counts.push_back(co_await run_count(std::move(statement.sql), std::move(statement.params)));
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) {
+    try {
+      co_await transaction.rollback();
+    } catch (...) {
+      // The caller gets the statement's error, which explains more. The pool
+      // rolls back or drops the connection when it is returned.
+    }
+    std::rethrow_exception(failure);
+  }
+  co_await transaction.commit();
+  co_return counts;
 }
 
 }  // namespace sluice::db

@@ -284,13 +284,25 @@ asio::awaitable<void> SqliteConnection::before_statement() {
   }
 }
 
+namespace {
+
+// Marks a connection busy until the end of one call.
+class InFlight {
+ public:
+  explicit InFlight(bool& flag) : flag_(flag) { flag_ = true; }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  ~InFlight() { flag_ = false; }
+
+ private:
+  bool& flag_;
+};
+
+}  // namespace
+
 asio::awaitable<ResultSet> SqliteConnection::run(std::string sql, Params params, bool /*want_rows*/) {
   co_await before_statement();
-  in_flight_ = true;
-  struct Done {
-    bool* flag;
-    ~Done() { *flag = false; }
-  } done{&in_flight_};
+  const InFlight in_flight(in_flight_);
   // offload() waits for a started job even when cancelled, so the
   // references to this frame's locals stay valid.
   auto job = [this, &sql, &params] { return step_blocking(sql, params); };
@@ -304,13 +316,37 @@ asio::awaitable<std::uint64_t> SqliteConnection::run_count(std::string sql, Para
 
 asio::awaitable<void> SqliteConnection::run_script(std::string sql) {
   co_await before_statement();
-  in_flight_ = true;
-  struct Done {
-    bool* flag;
-    ~Done() { *flag = false; }
-  } done{&in_flight_};
+  const InFlight in_flight(in_flight_);
   auto job = [this, &sql] { exec_blocking(sql.c_str()); };
   co_await runtime::offload(pool_, std::move(job));
+}
+
+asio::awaitable<std::vector<std::uint64_t>> SqliteConnection::run_in_transaction(std::vector<Statement> statements) {
+  co_await before_statement();
+  const InFlight in_flight(in_flight_);
+  auto job = [this, &statements] {
+    exec_blocking(writer_ ? "BEGIN IMMEDIATE" : "BEGIN");
+    std::vector<std::uint64_t> counts;
+    counts.reserve(statements.size());
+    try {
+      for (const Statement& statement : statements) {
+        counts.push_back(step_blocking(statement.sql, statement.params).affected_rows());
+      }
+      exec_blocking("COMMIT");
+    } catch (...) {
+      if (db_ != nullptr && sqlite3_get_autocommit(db_) == 0) {
+        try {
+          exec_blocking("ROLLBACK");
+        } catch (...) {
+          // The caller gets the statement's error, and the pool rolls back
+          // when the connection is returned.
+        }
+      }
+      throw;
+    }
+    return counts;
+  };
+  co_return co_await runtime::offload(pool_, std::move(job));
 }
 
 asio::awaitable<void> SqliteConnection::reset(ResetOnReturn mode) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -15,6 +16,15 @@
 namespace sluice::db {
 
 class Transaction;
+
+/// A statement and its arguments, for Connection::execute_in_transaction().
+struct Statement {
+  template <class... Args>
+  explicit Statement(std::string text, const Args&... args) : sql(std::move(text)), params(make_params(args...)) {}
+
+  std::string sql;
+  Params params;
+};
 
 /// The database product behind a connection.
 enum class Backend { postgresql, sqlite };
@@ -61,10 +71,20 @@ class Connection {
   /// not outlive this connection's handle.
   boost::asio::awaitable<Transaction> begin();
 
+  /// Runs `statements` in order in one transaction and returns the number
+  /// of rows each one changed. Commits when all succeed, and otherwise rolls
+  /// back and rethrows the first error. SQLite runs the whole transaction
+  /// as one job on the blocking pool, where begin(), execute() and commit()
+  /// take one each. Throws DbError inside a transaction begun with begin().
+  boost::asio::awaitable<std::vector<std::uint64_t>> execute_in_transaction(std::vector<Statement> statements);
+
   virtual Backend backend() const noexcept = 0;
 
  protected:
   friend class Transaction;
+
+  /// The default sends begin(), each statement and commit() one by one.
+  virtual boost::asio::awaitable<std::vector<std::uint64_t>> run_in_transaction(std::vector<Statement> statements);
 
   virtual boost::asio::awaitable<ResultSet> run(std::string sql, Params params, bool want_rows) = 0;
   virtual boost::asio::awaitable<std::uint64_t> run_count(std::string sql, Params params) = 0;

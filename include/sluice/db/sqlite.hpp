@@ -67,6 +67,7 @@ class SqliteConnection final : public Connection {
   boost::asio::awaitable<ResultSet> run(std::string sql, Params params, bool want_rows) override;
   boost::asio::awaitable<std::uint64_t> run_count(std::string sql, Params params) override;
   boost::asio::awaitable<void> run_script(std::string sql) override;
+  boost::asio::awaitable<std::vector<std::uint64_t>> run_in_transaction(std::vector<Statement> statements) override;
   std::string_view begin_statement() const noexcept override { return writer_ ? "BEGIN IMMEDIATE" : "BEGIN"; }
 
  private:

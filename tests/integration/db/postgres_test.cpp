@@ -12,6 +12,7 @@
 #include "integration/db/postgres_activity.hpp"
 #include "integration/db/postgres_support.hpp"
 #include "unit/db/coro_test_support.hpp"
+#include "unit/db/transaction_checks.hpp"
 
 namespace sluice::db::testing {
 namespace {
@@ -153,6 +154,16 @@ TEST(Postgres, TransactionRollsBackUnlessCommitted) {
     EXPECT_EQ(rows[0].get<int>(0), 3);
     EXPECT_EQ(rows[1].get<int>(0), 4);
     EXPECT_EQ(db.stats().cleanups, 1u) << "the dropped transaction was rolled back on return";
+  });
+}
+
+TEST(Postgres, ExecuteInTransactionCommitsAllOrNothing) {
+  SLUICE_REQUIRE_POSTGRES(url);
+  asio::io_context ioc;
+  run_on(ioc, [&]() -> asio::awaitable<void> {
+    Database db(ioc.get_executor(), url, pg_options("sluice-batch"));
+    co_await db.execute("DROP TABLE IF EXISTS db_batch");
+    co_await check_execute_in_transaction(db, "db_batch");
   });
 }
 

@@ -8,6 +8,7 @@
 #include <sluice/runtime/blocking_pool.hpp>
 
 #include "unit/db/coro_test_support.hpp"
+#include "unit/db/transaction_checks.hpp"
 
 namespace sluice::db::testing {
 namespace {
@@ -132,6 +133,16 @@ TEST(Sqlite, TransactionRollsBackUnlessCommitted) {
     SLUICE_CO_ASSERT_EQ(rows.size(), 2u);
     EXPECT_EQ(rows[0].get<int>(0), 3);
     EXPECT_EQ(rows[1].get<int>(0), 4);
+  });
+}
+
+TEST(Sqlite, ExecuteInTransactionCommitsAllOrNothing) {
+  TempDir dir("batch");
+  asio::io_context ioc;
+  runtime::BlockingPool blocking(2);
+  run_on(ioc, [&]() -> asio::awaitable<void> {
+    Database db(ioc.get_executor(), dir.url("batch.db"), sqlite_options(blocking));
+    co_await check_execute_in_transaction(db, "batch");
   });
 }
 
