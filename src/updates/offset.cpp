@@ -44,30 +44,31 @@ namespace {
                          "one (SqlOffsetStore or RedisOffsetStore)");
 }
 
-// The entries as a JSON array of [update_id, update] pairs: one bound
-// parameter that SQLite's json_each and PostgreSQL's json_array_elements
-// expand into rows, so a batch is a single INSERT on both. Each update is
-// pasted in as the JSON text it is, rather than escaped into a string.
-std::string entries_to_json(const std::vector<JournalEntry>& entries) {
-  std::size_t size = 2;
-  for (const JournalEntry& entry : entries) {
-    size += entry.raw_json.size() + 24;
-  }
-  std::string pairs;
-  pairs.reserve(size);
-  pairs += '[';
-  for (const JournalEntry& entry : entries) {
-    if (pairs.size() > 1) {
-      pairs += ',';
+// Journal rows per INSERT. A batch goes in chunks of 64, 32, ... 1 rows, so
+// at most seven statement texts enter the prepared statement cache.
+constexpr std::size_t kMaxRowsPerInsert = 64;
+
+// An INSERT of `rows` journal entries with $1 as the bot id and two
+// parameters per entry. Binding each update costs SQLite about a quarter
+// of expanding one JSON array of them with json_each, which parses every
+// update again for each column it extracts.
+std::string insert_journal_sql(std::size_t rows, bool sqlite) {
+  std::string sql = sqlite ? "INSERT OR IGNORE INTO sluice_update_journal (bot_id, update_id, raw_json) VALUES "
+                           : "INSERT INTO sluice_update_journal (bot_id, update_id, raw_json) VALUES ";
+  for (std::size_t row = 0; row < rows; ++row) {
+    if (row > 0) {
+      sql += ", ";
     }
-    pairs += '[';
-    pairs += std::to_string(entry.update_id);
-    pairs += ',';
-    pairs += entry.raw_json;
-    pairs += ']';
+    sql += "($1, $";
+    sql += std::to_string(2 + 2 * row);
+    sql += ", $";
+    sql += std::to_string(3 + 2 * row);
+    sql += ')';
   }
-  pairs += ']';
-  return pairs;
+  if (!sqlite) {
+    sql += " ON CONFLICT DO NOTHING";
+  }
+  return sql;
 }
 
 std::string ids_to_json(const std::vector<std::int64_t>& update_ids) {
@@ -180,23 +181,26 @@ boost::asio::awaitable<void> SqlOffsetStore::add_dead_letter(DeadLetter letter) 
 boost::asio::awaitable<void> SqlOffsetStore::journal_append(std::vector<JournalEntry> entries,
                                                             std::int64_t next_offset) {
   const bool sqlite = database_->backend() == db::Backend::sqlite;
-  const std::string pairs = entries_to_json(entries);
-  auto conn = co_await database_->acquire(db::Access::read_write);
-  db::Transaction transaction = co_await conn->begin();
-  if (!entries.empty()) {
-    co_await conn->execute(
-        sqlite ? "INSERT OR IGNORE INTO sluice_update_journal (bot_id, update_id, raw_json) "
-                 "SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($2)"
-               : "INSERT INTO sluice_update_journal (bot_id, update_id, raw_json) "
-                 "SELECT $1, (pair->>0)::bigint, pair->>1 FROM json_array_elements($2::json) AS pair "
-                 "ON CONFLICT DO NOTHING",
-        bot_id_, pairs);
+  std::vector<db::Statement> statements;
+  std::size_t next = 0;
+  while (next < entries.size()) {
+    std::size_t rows = kMaxRowsPerInsert;
+    while (rows > entries.size() - next) {
+      rows /= 2;
+    }
+    db::Statement& insert = statements.emplace_back(insert_journal_sql(rows, sqlite), bot_id_);
+    insert.params.reserve(1 + 2 * rows);
+    for (std::size_t row = 0; row < rows; ++row, ++next) {
+      insert.params.push_back(db::to_param(entries[next].update_id));
+      insert.params.push_back(db::Param{.kind = db::Param::Kind::text, .bytes = std::move(entries[next].raw_json)});
+    }
   }
-  co_await conn->execute(
+  statements.emplace_back(
       "INSERT INTO sluice_update_offset (bot_id, next_offset) VALUES ($1, $2) "
       "ON CONFLICT (bot_id) DO UPDATE SET next_offset = excluded.next_offset",
       bot_id_, next_offset);
-  co_await transaction.commit();
+  auto conn = co_await database_->acquire(db::Access::read_write);
+  co_await conn->execute_in_transaction(std::move(statements));
 }
 
 boost::asio::awaitable<void> SqlOffsetStore::journal_remove(std::vector<std::int64_t> update_ids) {

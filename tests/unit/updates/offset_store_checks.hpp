@@ -68,6 +68,21 @@ inline boost::asio::awaitable<void> check_journal_contract(sluice::updates::Offs
   co_await store.journal_append(std::move(again), 21);
   EXPECT_EQ(journal_ids(co_await store.journal_load()), left);
 
+  // A full batch of 100 updates (the SQL store inserts it in chunks).
+  std::vector<JournalEntry> full;
+  std::vector<std::int64_t> expected = left;
+  for (std::int64_t id = 100; id < 200; ++id) {
+    full.push_back(JournalEntry{.update_id = id, .raw_json = R"({"update_id":)" + std::to_string(id) + "}"});
+    expected.push_back(id);
+  }
+  co_await store.journal_append(std::move(full), 200);
+  EXPECT_EQ(co_await store.load(), 200);
+  std::vector<JournalEntry> after_full = co_await store.journal_load();
+  EXPECT_EQ(journal_ids(after_full), expected);
+  if (after_full.size() == expected.size()) {
+    EXPECT_EQ(after_full.back().raw_json, R"({"update_id":199})");
+  }
+
   EXPECT_TRUE((co_await other.journal_load()).empty());
   EXPECT_FALSE((co_await other.load()).has_value());
 }
