@@ -29,6 +29,7 @@
 
 namespace sluice::updates {
 
+
 namespace {
 
 // Telegram caps the long-poll timeout at 50 s and the batch at 100 updates.
@@ -242,6 +243,8 @@ class LongPoller::Impl {
   // Handled updates whose journal entries are still to be removed.
   std::vector<std::int64_t> removable_;
   std::optional<std::int64_t> saved_offset_;
+  // Set from the arrival of a batch until it is stored.
+  bool holding_removals_ = false;
   std::chrono::milliseconds backoff_{0};
   bool stopping_ = false;
   bool started_ = false;
@@ -387,6 +390,10 @@ boost::asio::awaitable<std::optional<RawUpdates>> LongPoller::Impl::fetch_batch(
     co_return std::nullopt;
   }
   backoff_ = std::chrono::milliseconds(0);
+  if (options_.journal && outcome.updates && !outcome.updates->items.empty()) {
+    // The batch is stored next, and the next getUpdates waits for it.
+    holding_removals_ = true;
+  }
   co_return std::move(outcome.updates);
 }
 
@@ -506,6 +513,8 @@ boost::asio::awaitable<void> LongPoller::Impl::poll_journaled() {
       continue;
     }
     std::vector<boost::json::value*> fresh = co_await store_batch(*current);
+    holding_removals_ = false;
+    remove_timer_.cancel();
     if (fresh.empty()) {
       batch = co_await fetch_batch(next_offset());
       continue;
@@ -568,9 +577,11 @@ boost::asio::awaitable<void> LongPoller::Impl::take_all(std::vector<boost::json:
 }
 
 // Removes the journal entries of handled updates, in batches: the ids
-// handled while one removal runs go in the next.
+// handled while one removal runs go in the next. No removal starts between
+// the arrival of a batch and its store: the store would wait for it, and
+// the next getUpdates for the store.
 boost::asio::awaitable<void> LongPoller::Impl::remove_handled() {
-  auto ids_waiting = [this] { return !removable_.empty(); };
+  auto ids_waiting = [this] { return !removable_.empty() && !holding_removals_; };
   auto remove = [this] { return flush_removals(); };
   return work_beside_polling(remove_timer_, ids_waiting, remove);
 }
