@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -273,6 +274,10 @@ class BotApi : public detail::BotApiMethods<BotApi> {
   template <class Request>
   detail::PreparedCall prepare(Request&& request, const CallOptions& options) const;
 
+  template <class Result>
+  boost::asio::awaitable<Result> call_prepared(detail::PreparedCall prepared);
+  template <class Result>
+  static boost::asio::awaitable<Result> fail_later(std::exception_ptr error);
   boost::asio::awaitable<void> execute(detail::PreparedCall call, detail::ResultReader reader,
                                        void* out);
 
@@ -312,14 +317,34 @@ detail::PreparedCall BotApi::prepare(Request&& request, const CallOptions& optio
   return call;
 }
 
+template <class Result>
+boost::asio::awaitable<Result> BotApi::call_prepared(detail::PreparedCall prepared) {
+  Result result{};
+  co_await execute(std::move(prepared), &detail::read_result<Result>, &result);
+  co_return result;
+}
+
+template <class Result>
+boost::asio::awaitable<Result> BotApi::fail_later(std::exception_ptr error) {
+  std::rethrow_exception(error);
+  co_return Result{};
+}
+
+// Not a coroutine: the request is serialised here, so that the frame of the
+// call does not keep a copy of it (a SendMessage is 752 bytes, and frames
+// above about 1 KB are not recycled).
 template <class Request>
 boost::asio::awaitable<typename Request::result_type> BotApi::call(Request request,
                                                                   CallOptions options) {
   using Result = typename Request::result_type;
-  detail::PreparedCall prepared = prepare(std::move(request), options);
-  Result result{};
-  co_await execute(std::move(prepared), &detail::read_result<Result>, &result);
-  co_return result;
+  std::exception_ptr error;
+  try {
+    return call_prepared<Result>(prepare(std::move(request), options));
+  } catch (...) {
+    error = std::current_exception();
+  }
+  // Thrown when the call is awaited, as from the other errors.
+  return fail_later<Result>(error);
 }
 
 template <class Request>

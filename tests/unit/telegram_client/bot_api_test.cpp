@@ -113,6 +113,35 @@ TEST(BotApi, GetMeReturnsUser) {
   EXPECT_EQ(h.server.calls()[0].target, "/bot" + std::string(kToken) + "/getMe");
 }
 
+// A request whose serialisation fails, as one with an invalid field would.
+struct Unwritable {
+  static constexpr std::string_view method_name = "getMe";
+  using result_type = User;
+};
+
+void write_json(boost::json::value& /*json*/, const Unwritable& /*request*/, detail::WriteContext& /*context*/) {
+  throw std::invalid_argument("this request cannot be written");
+}
+
+TEST(BotApi, SerialisationErrorIsThrownWhenAwaited) {
+  Harness h;
+  BotApi& api = h.make_api();
+  std::optional<asio::awaitable<User>> pending;
+
+  EXPECT_NO_THROW(pending.emplace(api.call(Unwritable{})));
+  run_until_done(h.io, [&]() -> asio::awaitable<void> {
+    bool thrown = false;
+    try {
+      co_await std::move(*pending);
+    } catch (const std::invalid_argument&) {
+      thrown = true;
+    }
+    EXPECT_TRUE(thrown);
+  });
+
+  EXPECT_TRUE(h.server.calls().empty());
+}
+
 TEST(BotApi, SendMessageSendsJsonBody) {
   Harness h;
   h.server.set_default("sendMessage", ok_reply(message_json(42, "hi")));
