@@ -180,30 +180,32 @@ boost::asio::awaitable<telegram::Message> Context::reply(std::string text) const
     request.message_thread_id = message->message_thread_id;
   }
 
-  std::optional<std::int64_t> migrated_to;
-  try {
-    telegram::SendMessage first_attempt = request;
-    telegram::Message sent = co_await environment_->api->send_message(std::move(first_attempt));
-    co_return sent;
-  } catch (const telegram::TelegramError& error) {
-    if (!error.migrate_to_chat_id()) {
-      throw;
+  // One co_await of the send for both attempts, and no Message local: the
+  // coroutine frame keeps a slot for each, and a Message is 1.6 KB.
+  for (bool migrated = false;; migrated = true) {
+    std::optional<std::int64_t> migrated_to;
+    try {
+      // Serialised here, so the frame keeps no copy of the request.
+      auto sending = environment_->api->send_message(request);
+      co_return co_await std::move(sending);
+    } catch (const telegram::TelegramError& error) {
+      if (!error.migrate_to_chat_id() || migrated) {
+        throw;
+      }
+      migrated_to = error.migrate_to_chat_id();
     }
-    migrated_to = error.migrate_to_chat_id();
-  }
 
-  // The group became a supergroup: its conversations and the message move
-  // to the new id, once.
-  if (environment_->fsm_storage != nullptr) {
-    const std::size_t moved = co_await environment_->fsm_storage->move_chat(environment_->bot_id, *chat_id_,
-                                                                             *migrated_to);
-    runtime::module_logger("sluice.dispatch")
-        ->info("fsm chat migrated old_chat_id={} new_chat_id={} records={} update_id={}", *chat_id_,
-               *migrated_to, moved, update_id());
+    // The group became a supergroup: its conversations and the message
+    // move to the new id, once.
+    if (environment_->fsm_storage != nullptr) {
+      const std::size_t moved =
+          co_await environment_->fsm_storage->move_chat(environment_->bot_id, *chat_id_, *migrated_to);
+      runtime::module_logger("sluice.dispatch")
+          ->info("fsm chat migrated old_chat_id={} new_chat_id={} records={} update_id={}", *chat_id_,
+                 *migrated_to, moved, update_id());
+    }
+    request.chat_id = *migrated_to;
   }
-  request.chat_id = *migrated_to;
-  telegram::Message sent = co_await environment_->api->send_message(std::move(request));
-  co_return sent;
 }
 
 bool Context::can_reply_by_webhook() const {
