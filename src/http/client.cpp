@@ -54,6 +54,8 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Largest response header block accepted. Telegram sends well under 1 KiB;
 // 64 KiB leaves room for proxies and CDNs that add headers.
 constexpr std::uint32_t kResponseHeaderLimit = 64 * 1024;
+// URLs whose parsed form a client keeps.
+constexpr std::size_t kMaxCachedTargets = 256;
 // Port of a proxy URL without one, as curl assumes.
 constexpr std::uint16_t kDefaultProxyPort = 1080;
 
@@ -296,6 +298,7 @@ class Client::State : public std::enable_shared_from_this<Client::State> {
 
   asio::awaitable<Response> request(ClientRequest request);
   void close_idle();
+  Target const& target_of(std::string const& url, std::string const& operation);
 
   ClientStats stats_;
   bool closed_ = false;
@@ -356,6 +359,8 @@ class Client::State : public std::enable_shared_from_this<Client::State> {
 
   asio::any_io_executor executor_;
   ClientOptions options_;
+  // Parsed URLs: a client of one API calls the same few URLs again and again.
+  std::unordered_map<std::string, Target> targets_;
   // Created at the first https:// connection, or by the constructor when
   // ClientOptions names extra CAs.
   std::optional<asio::ssl::context> tls_context_;
@@ -363,6 +368,19 @@ class Client::State : public std::enable_shared_from_this<Client::State> {
   std::unordered_map<std::string, HostPool> pools_;
   std::uint64_t next_connection_id_ = 1;
 };
+
+// Returns the parsed form of `url`, parsed at most once while it stays in
+// the cache. Clearing the cache at kMaxCachedTargets bounds its size.
+Target const& Client::State::target_of(std::string const& url, std::string const& operation) {
+  if (auto const found = targets_.find(url); found != targets_.end()) {
+    return found->second;
+  }
+  Target target = parse_target(url, operation);
+  if (targets_.size() >= kMaxCachedTargets) {
+    targets_.clear();
+  }
+  return targets_.emplace(url, std::move(target)).first->second;
+}
 
 asio::awaitable<void> Client::State::throw_if_cancelled() {
   auto const cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
@@ -408,7 +426,7 @@ Request Client::State::build_message(ClientRequest& request, Target const& targe
 asio::awaitable<Response> Client::State::request(ClientRequest request) {
   auto self = shared_from_this();
   auto const start = Clock::now();
-  auto const target = parse_target(request.url, request.operation);
+  Target const target = target_of(request.url, request.operation);
   auto const timeout = request.timeout.value_or(options_.request_timeout);
   auto const deadline = start + timeout;
   bool const idempotent = request.idempotent.value_or(is_idempotent(request.method));

@@ -836,5 +836,33 @@ TEST(HttpClient, InvalidUrlIsRejected) {
   });
 }
 
+TEST(HttpClient, ManyDistinctUrlsAreServed) {
+  run_test([]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    Handler handler = [](Request&& request, RequestInfo const&) -> asio::awaitable<Reply> {
+      co_return ok_reply(std::string(request.target()));
+    };
+    Server server(executor, ServerOptions{}, handler);
+    server.listen();
+    spawn_server(executor, server);
+    Client client(executor);
+
+    // More URLs than the client keeps parsed, each one twice.
+    int matching = 0;
+    for (int round = 0; round < 2; ++round) {
+      for (int index = 0; index < 300; ++index) {
+        auto const path = "/item/" + std::to_string(index);
+        ClientRequest request{.url = url_for(server.port(), path)};
+        auto response = co_await client.request(std::move(request));
+        matching += response.body() == path ? 1 : 0;
+      }
+    }
+
+    EXPECT_EQ(matching, 600);
+    server.stop(0ms);
+    co_await server.wait_stopped();
+  });
+}
+
 }  // namespace
 }  // namespace sluice::http::test
