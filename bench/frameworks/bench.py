@@ -21,6 +21,7 @@ TOKEN = "123456789:AAHsandboxTokenForLocalTests000000"
 FIRST_USER_ID = 100000001
 PUSH_BATCH = 1000  # messages per POST /sandbox/messages
 UPDATES_PER_POLL = 100  # getUpdates limit of the Bot API
+WARM_UP_SHARE = 0.05  # replies left out of the steady rate
 SANDBOX_CPU = "0"
 BOT_CPU = "1"
 
@@ -101,6 +102,16 @@ def set_latency(base, latency_ms):
         raise RuntimeError(f"POST /sandbox/config failed: {status} {reply}")
 
 
+def wait_until(base, condition, bot, started, time_limit):
+    """Wait until the sandbox meets `condition` (URL-quoted). Return False
+    when the bot exits or the time limit passes first."""
+    while time.monotonic() - started < time_limit and bot.poll() is None:
+        status, _ = http("GET", f"{base}/sandbox/wait?condition={condition}&timeout=1", timeout=10)
+        if status == 200:
+            return True
+    return False
+
+
 def run_once(args, name, argv, latency_ms, scenario, log_dir, index):
     total = args.users * args.messages
     tag = f"{name.replace(' ', '_').replace('+', '_')}-{latency_ms}ms-{index}"
@@ -125,10 +136,16 @@ def run_once(args, name, argv, latency_ms, scenario, log_dir, index):
         argv = [arg.replace("JOURNAL", journal).replace("PORT", port) for arg in argv]
         bot = subprocess.Popen(["taskset", "-c", BOT_CPU] + argv, env=env,
                                stdout=bot_log, stderr=subprocess.STDOUT)
-        met = False
-        while not met and time.monotonic() - started < args.time_limit and bot.poll() is None:
-            status, _ = http("GET", f"{base}/sandbox/wait?condition={condition}&timeout=1", timeout=10)
-            met = status == 200
+        # The steady rate leaves out the start: the first WARM_UP_SHARE of the
+        # replies, which include the bot's start-up calls and first polls.
+        warm_condition = urllib.parse.quote(f"calls.sendMessage>={int(total * WARM_UP_SHARE)}")
+        warm = wait_until(base, warm_condition, bot, started, args.time_limit)
+        warm_elapsed, warm_replies = float("nan"), 0
+        if warm:
+            _, warm_stats = http("GET", f"{base}/sandbox/stats")
+            warm_elapsed = time.monotonic() - started
+            warm_replies = warm_stats["result"]["calls"]["by_method"].get("sendMessage", 0)
+        met = warm and wait_until(base, condition, bot, started, args.time_limit)
         elapsed = time.monotonic() - started
         exited = bot.poll() is not None
         cpu = cpu_seconds(bot.pid) if not exited else float("nan")
@@ -139,8 +156,10 @@ def run_once(args, name, argv, latency_ms, scenario, log_dir, index):
         polls = calls["by_method"].get("getUpdates", 0)
         errors = sum(calls.get("errors", {}).values())
         outcome = "ok" if met else ("bot exited" if exited else f"stopped at {args.time_limit:.0f} s")
+        steady = (replies - warm_replies) / (elapsed - warm_elapsed) if met else float("nan")
         return {"bot": name, "latency_ms": latency_ms, "run": index, "outcome": outcome,
                 "seconds": elapsed, "replies": replies, "updates_per_s": replies / elapsed,
+                "steady_updates_per_s": steady,
                 "cpu_s": cpu, "peak_rss_mib": rss, "get_updates_calls": polls, "errors": errors}
     finally:
         if bot is not None:
@@ -160,11 +179,11 @@ def print_table(results, latencies, names, total):
         if bound:
             header += f", long-polling bound {bound:.0f} updates/s ({UPDATES_PER_POLL} per round trip)"
         print(header)
-        columns = "| bot | runs ok | updates/s | CPU s | CPU ms per 1,000 updates | peak RSS MiB |"
-        rule = "| --- | --- | --- | --- | --- | --- |"
+        columns = "| bot | runs ok | updates/s | steady updates/s | CPU s | CPU ms per 1,000 updates | peak RSS MiB |"
+        rule = "| --- | --- | --- | --- | --- | --- | --- |"
         if bound:
-            columns += " share of bound |"
-            rule += " --- |"
+            columns += " share of bound | steady share of bound |"
+            rule += " --- | --- |"
         print(columns)
         print(rule)
         for name in names:
@@ -173,13 +192,15 @@ def print_table(results, latencies, names, total):
                 continue
             ok = sum(r["outcome"] == "ok" for r in runs)
             rate = median([r["updates_per_s"] for r in runs])
+            steady = median([r.get("steady_updates_per_s", float("nan")) for r in runs])
             cpu = median([r["cpu_s"] for r in runs])
             per_thousand = median([r["cpu_s"] / r["replies"] * 1e6 if r["replies"] else float("nan")
                                    for r in runs])
             rss = median([r["peak_rss_mib"] for r in runs])
-            row = f"| {name} | {ok}/{len(runs)} | {rate:.0f} | {cpu:.2f} | {per_thousand:.0f} | {rss:.1f} |"
+            row = (f"| {name} | {ok}/{len(runs)} | {rate:.0f} | {steady:.0f} | {cpu:.2f} | {per_thousand:.0f} "
+                   f"| {rss:.1f} |")
             if bound:
-                row += f" {rate / bound * 100:.1f} % |"
+                row += f" {rate / bound * 100:.1f} % | {steady / bound * 100:.1f} % |"
             print(row)
 
 
@@ -214,7 +235,8 @@ def main():
                 results.append(result)
                 print(f"run {index + 1} {name} {latency_ms} ms: {result['outcome']}, "
                       f"{result['replies']} replies in {result['seconds']:.2f} s = "
-                      f"{result['updates_per_s']:.0f}/s, CPU {result['cpu_s']:.2f} s, "
+                      f"{result['updates_per_s']:.0f}/s (steady {result['steady_updates_per_s']:.0f}/s), "
+                      f"CPU {result['cpu_s']:.2f} s, "
                       f"peak RSS {result['peak_rss_mib']:.1f} MiB, "
                       f"{result['get_updates_calls']} getUpdates, {result['errors']} errors", flush=True)
                 if args.json:

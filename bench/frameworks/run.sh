@@ -21,6 +21,9 @@
 #   (process launch, so runtime start-up counts) to that point. CPU: user +
 #   sys of the bot process from /proc/<pid>/stat; peak RSS: VmHWM from
 #   /proc/<pid>/status, both read just before the bot is stopped.
+# - steady updates/s: the same rate without the start, from the moment the
+#   sandbox has counted 5 % of the sendMessage calls (then the bot has
+#   started, called getMe and polled a few times) to the end.
 # - Runs of all bots alternate (the order rotates each round), and the
 #   table shows medians. The machine is shared, so compare ratios.
 # - At latency L each getUpdates returns at most 100 updates and takes at
