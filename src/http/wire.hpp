@@ -33,6 +33,9 @@
 namespace sluice::http::detail {
 
 inline constexpr std::size_t kHeaderReserve = 256;
+// Largest body read_message makes room for at once; a larger one grows the
+// buffer as it arrives.
+inline constexpr std::size_t kMaxReadReserve = 1024 * 1024;
 
 inline void append_version(std::string& head, unsigned version) {
   head += "HTTP/";
@@ -126,6 +129,15 @@ boost::asio::awaitable<boost::system::error_code> read_message(
         socket, buffer, parser, boost::asio::as_tuple(boost::asio::use_awaitable));
     if (error || parser.is_done()) {
       co_return error;
+    }
+    // Room for the rest of the body, so that one read takes what arrived
+    // instead of one per doubling of the buffer. The parser has already
+    // checked the length against its body limit.
+    if (auto const remaining = parser.content_length_remaining()) {
+      auto const wanted = buffer.size() + static_cast<std::size_t>(*remaining);
+      if (wanted <= kMaxReadReserve && buffer.capacity() < wanted) {
+        buffer.reserve(wanted);
+      }
     }
     boost::system::error_code rest_error;
     boost::beast::http::read(socket, buffer, parser, rest_error);
