@@ -76,8 +76,10 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "versions: node $(node --version), grammy $(node -p "require('$here/node_modules/grammy/package.json').version"), @grammyjs/runner $(node -p "require('$here/node_modules/@grammyjs/runner/package.json').version"), telegraf $(node -p "require('$here/node_modules/telegraf/package.json').version"), python-telegram-bot $(/usr/bin/python3 -W ignore -c 'import telegram; print(telegram.__version__)')"
 
+results_json="${RESULTS_JSON:-$here/results/last.json}"
+mkdir -p "$(dirname "$results_json")"
 exec /usr/bin/python3 "$here/bench.py" \
   --sandbox "$sandbox" --echo-bot "$echo_bot" \
   --users "${USERS:-1000}" --messages "${MESSAGES:-20}" --runs "${RUNS:-3}" \
   --latencies "${LATENCIES:-0,20}" --time-limit "${TIME_LIMIT:-120}" \
-  --bots "${BOTS:-}" --json "${RESULTS_JSON:-$here/results/last.json}"
+  --bots "${BOTS:-}" --json "$results_json"
