@@ -471,6 +471,37 @@ asio::awaitable<void> Server::Impl::serve(std::shared_ptr<Impl> self, std::share
   connection->deadline_->shutdown();
 }
 
+namespace {
+
+// Reads the header (`header_only`) or the rest of a request. A plain socket
+// is in non-blocking mode, so what has arrived is parsed at once. Beast's
+// asynchronous read completes through the executor's queue even when the
+// buffer contains the whole request: two turns behind every queued handler
+// for a small request.
+template <class Stream>
+asio::awaitable<error_code> read_request_part(Stream& stream, beast::flat_buffer& buffer,
+                                             bhttp::request_parser<bhttp::string_body>& parser, bool header_only) {
+  if constexpr (!kIsTls<Stream>) {
+    error_code error;
+    if (header_only) {
+      bhttp::read_header(stream, buffer, parser, error);
+    } else {
+      bhttp::read(stream, buffer, parser, error);
+    }
+    if (!detail::would_block(error)) {
+      co_return error;
+    }
+  }
+  if (header_only) {
+    auto [error, size] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    co_return error;
+  }
+  auto [error, size] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+  co_return error;
+}
+
+}  // namespace
+
 template <class Stream>
 asio::awaitable<void> Server::Impl::serve_requests(Connection<Stream>& connection) {
   auto& stream = connection.stream_;
@@ -503,7 +534,7 @@ asio::awaitable<void> Server::Impl::serve_requests(Connection<Stream>& connectio
     parser.header_limit(options_.header_limit);
     parser.body_limit(options_.body_limit);
     deadline.expires_at(request_start + options_.header_timeout);
-    auto [header_error, header_size] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    auto const header_error = co_await read_request_part(stream, buffer, parser, true);
     if (header_error) {
       co_await answer_read_error(connection, header_error, 11);
       break;
@@ -520,7 +551,7 @@ asio::awaitable<void> Server::Impl::serve_requests(Connection<Stream>& connectio
     }
     if (!parser.is_done()) {
       deadline.expires_at(request_start + options_.read_timeout);
-      auto [body_error, body_size] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+      auto const body_error = co_await read_request_part(stream, buffer, parser, false);
       if (body_error) {
         co_await answer_read_error(connection, body_error, version);
         break;
