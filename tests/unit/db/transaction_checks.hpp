@@ -14,6 +14,17 @@
 
 namespace sluice::db::testing {
 
+// Returns whether execute_in_transaction(statements) throws an E.
+template <class E>
+boost::asio::awaitable<bool> transaction_throws(Connection& conn, std::vector<Statement> statements) {
+  try {
+    co_await conn.execute_in_transaction(std::move(statements));
+  } catch (const E&) {
+    co_return true;
+  }
+  co_return false;
+}
+
 // Creates `table`, which must not exist, and checks the call on it.
 inline boost::asio::awaitable<void> check_execute_in_transaction(Database& db, const std::string& table) {
   co_await db.execute("CREATE TABLE " + table + " (v INTEGER PRIMARY KEY)");
@@ -30,13 +41,7 @@ inline boost::asio::awaitable<void> check_execute_in_transaction(Database& db, c
   std::vector<Statement> bad;
   bad.emplace_back("INSERT INTO " + table + " VALUES ($1)", 4);
   bad.emplace_back("INSERT INTO " + table + " VALUES ($1)", 1);
-  bool failed = false;
-  try {
-    co_await conn->execute_in_transaction(std::move(bad));
-  } catch (const SqlError&) {
-    failed = true;
-  }
-  EXPECT_TRUE(failed);
+  EXPECT_TRUE(co_await transaction_throws<SqlError>(*conn, std::move(bad)));
 
   // The connection is usable and outside any transaction afterwards.
   auto rows = co_await conn->query("SELECT v FROM " + table + " ORDER BY v");
@@ -46,17 +51,11 @@ inline boost::asio::awaitable<void> check_execute_in_transaction(Database& db, c
   }
   EXPECT_EQ(values, (std::vector<int>{1, 12, 13}));
 
-  // Not inside a transaction begun with begin().
+  // Inside a transaction begun with begin(), the call is rejected.
   auto transaction = co_await conn->begin();
   std::vector<Statement> nested;
   nested.emplace_back("INSERT INTO " + table + " VALUES ($1)", 5);
-  bool rejected = false;
-  try {
-    co_await conn->execute_in_transaction(std::move(nested));
-  } catch (const DbError&) {
-    rejected = true;
-  }
-  EXPECT_TRUE(rejected);
+  EXPECT_TRUE(co_await transaction_throws<DbError>(*conn, std::move(nested)));
   co_await transaction.rollback();
 }
 
