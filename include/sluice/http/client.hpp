@@ -45,7 +45,9 @@ struct ClientOptions {
   std::string user_agent = "sluice/0.1";
   /// Verify the server's certificate and host name. Turn off only for tests.
   bool verify_peer = true;
-  /// Trust the system CA store (OpenSSL's default verify paths).
+  /// Trust the system CA store (OpenSSL's default verify paths). It is
+  /// loaded at the first https:// connection, so a client of http:// URLs
+  /// never pays for it.
   bool use_system_ca_store = true;
   /// Extra trusted CA certificates in PEM, for test and self-hosted servers.
   std::string extra_ca_pem = {};
@@ -112,6 +114,9 @@ struct ClientStats {
 /// client's destruction.
 class Client {
  public:
+  /// Throws std::invalid_argument for max_connections_per_host of 0 or a
+  /// malformed proxy, and boost::system::system_error for extra CAs that
+  /// cannot be loaded.
   explicit Client(boost::asio::any_io_executor executor, ClientOptions options = {});
   ~Client();
   Client(Client const&) = delete;
