@@ -667,6 +667,13 @@ TEST(HttpClient, TlsWithoutCaFailsVerification) {
   });
 }
 
+TEST(HttpClient, MissingExtraCaFileFailsAtConstruction) {
+  asio::io_context io;
+  ClientOptions options{.extra_ca_file = "/nonexistent/sluice-test-ca.pem"};
+
+  EXPECT_THROW(Client(io.get_executor(), options), boost::system::system_error);
+}
+
 TEST(HttpClient, TlsWrongHostNameFails) {
   run_test([]() -> asio::awaitable<void> {
     auto const& pki = test_pki();
