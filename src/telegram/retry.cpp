@@ -43,6 +43,9 @@ Failure classify_failure(const TelegramError& error) {
 }
 
 Failure classify_failure(const NetworkError& error) {
+  if (error.kind() == http::ErrorKind::invalid_request || error.kind() == http::ErrorKind::tls_certificate) {
+    return {.kind = FailureKind::configuration};
+  }
   if (error.http_status() && *error.http_status() < 500) {
     return {.kind = FailureKind::rejected};
   }
@@ -61,6 +64,8 @@ std::string_view failure_kind_name(FailureKind kind) {
       return "server_error";
     case FailureKind::rejected:
       return "rejected";
+    case FailureKind::configuration:
+      return "configuration";
     case FailureKind::not_sent:
       return "not_sent";
     case FailureKind::maybe_delivered:
@@ -97,6 +102,8 @@ RetryDecision decide_retry(const Failure& failure, const RetryContext& context,
       return stop("rejected by Telegram");
     case FailureKind::invalid_reply:
       return stop("invalid reply");
+    case FailureKind::configuration:
+      return stop("invalid URL or untrusted certificate; a retry cannot succeed");
     case FailureKind::flood_limit:
       if (!options.retry_flood_limit) {
         return stop("flood limit and retry_flood_limit is off");

@@ -53,6 +53,9 @@ enum class FailureKind : std::uint8_t {
   flood_limit,      ///< Telegram answered 429.
   server_error,     ///< Telegram answered with error_code >= 500.
   rejected,         ///< Telegram or a gateway rejected the request (4xx, or no error_code).
+  /// The request cannot succeed as configured: its URL is invalid, or the
+  /// server's certificate failed verification.
+  configuration,
   not_sent,         ///< The request cannot have reached Telegram.
   maybe_delivered,  ///< The request may have reached Telegram, with no reply.
   invalid_reply,    ///< A reply arrived but is not valid.

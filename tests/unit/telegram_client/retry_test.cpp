@@ -42,6 +42,10 @@ TEST(RetryClassify, ErrorToFailureKind) {
   EXPECT_EQ(classify_failure(telegram_error(std::nullopt)).kind, FailureKind::rejected);
   EXPECT_EQ(classify_failure(network_error(false)).kind, FailureKind::not_sent);
   EXPECT_EQ(classify_failure(network_error(true)).kind, FailureKind::maybe_delivered);
+  for (auto kind : {http::ErrorKind::invalid_request, http::ErrorKind::tls_certificate}) {
+    NetworkError configuration({.method = "getMe", .kind = kind, .code = {}, .maybe_delivered = false});
+    EXPECT_EQ(classify_failure(configuration).kind, FailureKind::configuration);
+  }
   EXPECT_EQ(classify_failure(network_error(true, 502)).kind, FailureKind::maybe_delivered);
   EXPECT_EQ(classify_failure(network_error(false, 413)).kind, FailureKind::rejected);
   EXPECT_EQ(classify_failure(ApiParseError("getMe", "result.id", "missing")).kind,
@@ -77,6 +81,8 @@ TEST(RetryDecide, ClassificationTable) {
       {"rejected opted in", {FailureKind::rejected}, "sendMessage", true, false},
       {"invalid reply getMe", {FailureKind::invalid_reply}, "getMe", false, false},
       {"invalid reply opted in", {FailureKind::invalid_reply}, "sendMessage", true, false},
+      {"configuration getMe", {FailureKind::configuration}, "getMe", false, false},
+      {"configuration opted in", {FailureKind::configuration}, "sendMessage", true, false},
   };
   const RetryOptions options;
   for (const auto& c : cases) {
