@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/url/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 #include <spdlog/logger.h>
@@ -37,6 +38,30 @@ std::string_view host_of(std::string_view url) {
   return rest.substr(0, rest.find('/'));
 }
 
+}  // namespace
+
+std::optional<std::string> check_base_url(std::string_view url) {
+  const auto parsed = boost::urls::parse_absolute_uri(url);
+  if (!parsed) {
+    return "it is not an absolute URL such as https://api.telegram.org (" + parsed.error().message() + ")";
+  }
+  if (parsed->scheme_id() != boost::urls::scheme::http && parsed->scheme_id() != boost::urls::scheme::https) {
+    return std::string("it must start with http:// or https://");
+  }
+  if (parsed->host_address().empty()) {
+    return std::string("it has no host");
+  }
+  if (parsed->has_port() && parsed->port_number() == 0) {
+    return std::string("its port is not a number from 1 to 65535");
+  }
+  if (parsed->has_query() || parsed->has_fragment()) {
+    return std::string("it has a query or fragment; give the root only");
+  }
+  return std::nullopt;
+}
+
+namespace {
+
 void validate(const BotApiOptions& options) {
   if (options.token.size() < kMinSecretLength) {
     throw std::invalid_argument(fmt::format(
@@ -44,10 +69,9 @@ void validate(const BotApiOptions& options) {
         "from @BotFather",
         options.token.size()));
   }
-  if (!options.base_url.starts_with("http://") && !options.base_url.starts_with("https://")) {
-    throw std::invalid_argument(fmt::format(
-        "BotApiOptions::base_url \"{}\" is invalid: it must start with http:// or https://",
-        redact(options.base_url)));
+  if (const auto problem = check_base_url(options.base_url)) {
+    throw std::invalid_argument(
+        fmt::format("BotApiOptions::base_url \"{}\" is invalid: {}", redact(options.base_url), *problem));
   }
   if (options.max_in_flight == 0) {
     throw std::invalid_argument("BotApiOptions::max_in_flight is 0; it must be at least 1");

@@ -187,6 +187,11 @@ class BotApiMethods {
 
 }  // namespace detail
 
+/// Returns why `url` cannot be a BotApiOptions::base_url (the Bot API root,
+/// such as https://api.telegram.org or http://127.0.0.1:8081), or nothing
+/// when it can. A path is allowed, for a server behind a reverse proxy.
+std::optional<std::string> check_base_url(std::string_view url);
+
 /// A view of a BotApi whose calls all go to one lane; see BotApi::bulk().
 /// Cheap to copy; the BotApi must outlive it.
 class BotApiLane : public detail::BotApiMethods<BotApiLane> {

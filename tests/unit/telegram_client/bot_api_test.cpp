@@ -492,6 +492,28 @@ TEST(BotApi, RejectsInFlightAbovePoolSize) {
   EXPECT_THROW(BotApi(io.get_executor(), options), std::invalid_argument);
 }
 
+TEST(BotApi, CheckBaseUrlNamesTheProblem) {
+  EXPECT_FALSE(check_base_url("https://api.telegram.org").has_value());
+  EXPECT_FALSE(check_base_url("http://127.0.0.1:8081").has_value());
+  EXPECT_FALSE(check_base_url("https://example.org/telegram-api").has_value());
+
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"not-a-url", "absolute URL"},
+      {"ftp://example.org", "http:// or https://"},
+      {"http://", "no host"},
+      {"http://127.0.0.1:0", "port"},
+      {"http://127.0.0.1:70000", "port"},
+      {"https://example.org/?token=x", "query"},
+  };
+  for (const auto& [url, expected] : cases) {
+    const auto problem = check_base_url(url);
+    EXPECT_TRUE(problem.has_value()) << url;
+    if (problem) {
+      EXPECT_NE(problem->find(expected), std::string::npos) << url << ": " << *problem;
+    }
+  }
+}
+
 TEST(BotApi, RejectsInvalidOptions) {
   asio::io_context io;
   BotApiOptions no_token = test_options("http://127.0.0.1:1");
