@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +58,7 @@
 #include <sluice/runtime/shutdown.hpp>
 #include <sluice/runtime/task_set.hpp>
 #include <sluice/sandbox/sandbox.hpp>
+#include <sluice/telegram/bot_api.hpp>
 #include <sluice/telegram/token.hpp>
 #include <sluice/updates/webhook.hpp>
 
@@ -96,6 +98,8 @@ Router make_router(bool in_webhook_reply = false) {
 struct Flags {
   std::string token;
   std::string api_url;
+  /// PEM file of extra CA certificates to trust for https:// API roots.
+  std::string ca_file;
   bool flood_control = true;
   std::string journal;
   /// A database URL, "memory", or empty for the Bot's default.
@@ -113,13 +117,15 @@ struct Flags {
 };
 
 constexpr std::string_view kUsage =
-    "usage: echo_bot [--token TOKEN] [--api-url URL] [--flood-control on|off]\n"
+    "usage: echo_bot [--token TOKEN] [--api-url URL [--ca-file PEM]] [--flood-control on|off]\n"
     "                [--journal URL | --offsets URL|memory] [--max-in-flight N]\n"
     "                [--webhook-port N --webhook-secret S [--webhook-url URL]\n"
     "                [--webhook-reply on|off]] [--delete-webhook on|off]\n"
     "  --token TOKEN          bot token (or BOT_TOKEN); without one, runs a self-check\n"
     "                         against an in-process sandbox and exits\n"
     "  --api-url URL          Bot API root (or SLUICE_API_URL); default https://api.telegram.org\n"
+    "  --ca-file PEM          also trust the CA certificates in this PEM file, for an https://\n"
+    "                         server with its own certificate (a local Bot API server)\n"
     "  --flood-control on|off client-side flood control (default on); off only against a\n"
     "                         server without flood limits\n"
     "  --journal URL          keep received updates in a journal in this database and\n"
@@ -171,7 +177,8 @@ Flags read_flags(int argc, char** argv) {
     }
     const std::size_t equals = argument.find('=');
     const std::string_view name = argument.substr(0, equals);
-    if (name != "--token" && name != "--api-url" && name != "--flood-control" && name != "--journal" &&
+    if (name != "--token" && name != "--api-url" && name != "--ca-file" && name != "--flood-control" &&
+        name != "--journal" &&
         name != "--offsets" && name != "--max-in-flight" && name != "--webhook-port" && name != "--webhook-url" &&
         name != "--webhook-secret" && name != "--webhook-reply" && name != "--delete-webhook") {
       throw std::invalid_argument(fmt::format("unknown option {}; see echo_bot --help", name));
@@ -195,6 +202,8 @@ Flags read_flags(int argc, char** argv) {
       flags.token = value;
     } else if (name == "--api-url") {
       flags.api_url = value;
+    } else if (name == "--ca-file") {
+      flags.ca_file = value;
     } else if (name == "--webhook-port") {
       flags.webhook_port = sluice::runtime::parse_integer_flag<std::uint16_t>("webhook-port", value, 0, 65535);
     } else if (name == "--webhook-url") {
@@ -236,10 +245,14 @@ Flags read_flags(int argc, char** argv) {
         "invalid token: a Telegram bot token starts with the bot id and ':' (123456789:AA...); check "
         "--token or BOT_TOKEN");
   }
-  if (!flags.api_url.empty() && !flags.api_url.starts_with("http://") && !flags.api_url.starts_with("https://")) {
-    throw std::invalid_argument(fmt::format(
-        "invalid value '{}' for --api-url (or SLUICE_API_URL): expected http://host[:port] or https://host[:port]",
-        flags.api_url));
+  if (!flags.ca_file.empty() && !std::ifstream(flags.ca_file).good()) {
+    throw std::invalid_argument(fmt::format("invalid value '{}' for --ca-file: the file cannot be read", flags.ca_file));
+  }
+  if (!flags.api_url.empty()) {
+    if (const auto problem = sluice::telegram::check_base_url(flags.api_url)) {
+      throw std::invalid_argument(
+          fmt::format("invalid value '{}' for --api-url (or SLUICE_API_URL): {}", flags.api_url, *problem));
+    }
   }
   if (!flags.journal.empty() && !flags.offsets.empty()) {
     throw std::invalid_argument("--journal keeps the offset in its own database; drop --offsets");
@@ -273,6 +286,7 @@ asio::awaitable<void> run_real(Flags flags) {
   if (!flags.api_url.empty()) {
     options.api.base_url = flags.api_url;
   }
+  options.api.http.extra_ca_file = flags.ca_file;
   options.api.flood.enabled = flags.flood_control;
   options.api.max_in_flight = flags.max_in_flight;
   options.api.http.max_connections_per_host = flags.max_in_flight;

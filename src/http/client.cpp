@@ -286,11 +286,19 @@ class Client::State : public std::enable_shared_from_this<Client::State> {
     if (options_.use_system_ca_store) {
       context.set_default_verify_paths();
     }
+    error_code error;
     if (!options_.extra_ca_pem.empty()) {
-      context.add_certificate_authority(asio::buffer(options_.extra_ca_pem));
+      context.add_certificate_authority(asio::buffer(options_.extra_ca_pem), error);
+      if (error) {
+        throw boost::system::system_error(error, "http::ClientOptions::extra_ca_pem is not a valid PEM certificate");
+      }
     }
     if (!options_.extra_ca_file.empty()) {
-      context.load_verify_file(options_.extra_ca_file);
+      context.load_verify_file(options_.extra_ca_file, error);
+      if (error) {
+        throw boost::system::system_error(
+            error, "cannot load http::ClientOptions::extra_ca_file '" + options_.extra_ca_file + "'");
+      }
     }
     context.set_verify_mode(options_.verify_peer ? asio::ssl::verify_peer : asio::ssl::verify_none);
     return tls_context_.emplace(std::move(context));
