@@ -22,6 +22,7 @@ FIRST_USER_ID = 100000001
 PUSH_BATCH = 1000  # messages per POST /sandbox/messages
 UPDATES_PER_POLL = 100  # getUpdates limit of the Bot API
 WARM_UP_SHARE = 0.05  # replies left out of the steady rate
+MIN_STEADY_SECONDS = 0.2  # shortest steady part that gives a steady rate
 SANDBOX_CPU = "0"
 BOT_CPU = "1"
 
@@ -156,7 +157,11 @@ def run_once(args, name, argv, latency_ms, scenario, log_dir, index):
         polls = calls["by_method"].get("getUpdates", 0)
         errors = sum(calls.get("errors", {}).values())
         outcome = "ok" if met else ("bot exited" if exited else f"stopped at {args.time_limit:.0f} s")
-        steady = (replies - warm_replies) / (elapsed - warm_elapsed) if met else float("nan")
+        # A steady part shorter than MIN_STEADY_SECONDS (or none, when the run
+        # ended before the warm-up mark was read) gives no steady rate.
+        steady_window = elapsed - warm_elapsed
+        steady = ((replies - warm_replies) / steady_window
+                  if met and replies > warm_replies and steady_window >= MIN_STEADY_SECONDS else float("nan"))
         return {"bot": name, "latency_ms": latency_ms, "run": index, "outcome": outcome,
                 "seconds": elapsed, "replies": replies, "updates_per_s": replies / elapsed,
                 "steady_updates_per_s": steady,
@@ -165,6 +170,11 @@ def run_once(args, name, argv, latency_ms, scenario, log_dir, index):
         if bot is not None:
             stop_process(bot)
         stop_process(sandbox)
+
+
+def figure(value):
+    """Format a rate, or '-' when it was not measured (NaN)."""
+    return f"{value:.0f}" if value == value else "-"
 
 
 def median(values):
@@ -197,10 +207,11 @@ def print_table(results, latencies, names, total):
             per_thousand = median([r["cpu_s"] / r["replies"] * 1e6 if r["replies"] else float("nan")
                                    for r in runs])
             rss = median([r["peak_rss_mib"] for r in runs])
-            row = (f"| {name} | {ok}/{len(runs)} | {rate:.0f} | {steady:.0f} | {cpu:.2f} | {per_thousand:.0f} "
+            row = (f"| {name} | {ok}/{len(runs)} | {rate:.0f} | {figure(steady)} | {cpu:.2f} | {per_thousand:.0f} "
                    f"| {rss:.1f} |")
             if bound:
-                row += f" {rate / bound * 100:.1f} % | {steady / bound * 100:.1f} % |"
+                steady_share = f"{steady / bound * 100:.1f} %" if steady == steady else "-"
+                row += f" {rate / bound * 100:.1f} % | {steady_share} |"
             print(row)
 
 
@@ -235,7 +246,7 @@ def main():
                 results.append(result)
                 print(f"run {index + 1} {name} {latency_ms} ms: {result['outcome']}, "
                       f"{result['replies']} replies in {result['seconds']:.2f} s = "
-                      f"{result['updates_per_s']:.0f}/s (steady {result['steady_updates_per_s']:.0f}/s), "
+                      f"{result['updates_per_s']:.0f}/s (steady {figure(result['steady_updates_per_s'])}/s), "
                       f"CPU {result['cpu_s']:.2f} s, "
                       f"peak RSS {result['peak_rss_mib']:.1f} MiB, "
                       f"{result['get_updates_calls']} getUpdates, {result['errors']} errors", flush=True)

@@ -23,7 +23,8 @@
 #   /proc/<pid>/status, both read just before the bot is stopped.
 # - steady updates/s: the same rate without the start, from the moment the
 #   sandbox has counted 5 % of the sendMessage calls (then the bot has
-#   started, called getMe and polled a few times) to the end.
+#   started, called getMe and polled a few times) to the end; "-" when
+#   that part lasts under 0.2 s.
 # - Runs of all bots alternate (the order rotates each round), and the
 #   table shows medians. The machine is shared, so compare ratios.
 # - At latency L each getUpdates returns at most 100 updates and takes at
