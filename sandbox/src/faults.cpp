@@ -9,6 +9,8 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
+#include "json_number.hpp"
+
 namespace sluice::sandbox {
 namespace {
 
@@ -168,12 +170,7 @@ boost::json::value fault_rules_to_json(std::vector<FaultRule> const& rules) {
     boost::json::object object;
     object["method"] = rule.method;
     object["kind"] = fault_kind_name(rule.kind);
-    // Boost.JSON writes 1.0 as 1E0, so a whole rate goes out as an integer.
-    if (rule.rate == std::floor(rule.rate)) {
-      object["rate"] = static_cast<std::int64_t>(rule.rate);
-    } else {
-      object["rate"] = rule.rate;
-    }
+    object["rate"] = json_number(rule.rate);
     if (rule.kind == FaultKind::latency) {
       object["latency_ms"] = boost::json::array{rule.latency_min.count(), rule.latency_max.count()};
     }

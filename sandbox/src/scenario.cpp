@@ -10,6 +10,7 @@
 #include <boost/json/parse.hpp>
 
 #include "engine_internal.hpp"
+#include "json_number.hpp"
 #include "stable_sort.hpp"
 
 namespace sluice::sandbox {
@@ -131,7 +132,7 @@ RateLimit rate_from_json(boost::json::value const& json, RateLimit base, std::st
 
 boost::json::object rate_to_json(RateLimit const& rate) {
   boost::json::object json;
-  json["count"] = rate.count;
+  json["count"] = json_number(rate.count);
   json["period_ms"] = rate.period.count();
   json["burst"] = rate.burst;
   return json;

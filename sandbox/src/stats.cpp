@@ -4,6 +4,8 @@
 #include <bit>
 #include <cmath>
 
+#include "json_number.hpp"
+
 namespace sluice::sandbox {
 namespace {
 
@@ -50,7 +52,7 @@ std::chrono::nanoseconds LatencyHistogram::percentile(double fraction) const {
 
 boost::json::object LatencyHistogram::to_json_ms() const {
   auto ms = [](std::chrono::nanoseconds value) {
-    return std::round(static_cast<double>(value.count()) / 1e3) / 1e3;
+    return json_number(std::round(static_cast<double>(value.count()) / 1e3) / 1e3);
   };
   boost::json::object result;
   result["count"] = count_;

@@ -602,6 +602,8 @@ TEST(SandboxServer, ControlApiDrivesAndReports) {
     auto config = co_await bot.post("/sandbox/config", R"({"flood":{"enabled":false}})", "application/json");
     EXPECT_EQ(config.status, 200u);
     EXPECT_FALSE(config.body.at("result").at("flood").at("enabled").as_bool());
+    // Whole numbers go out as integers (Boost.JSON would write 30.0 as 3E1).
+    EXPECT_TRUE(config.body.at("result").at("flood").at("global").at("count").is_int64());
     auto bad_config = co_await bot.post("/sandbox/config", R"({"flood":{"global":{"count":-1}}})", "application/json");
     EXPECT_EQ(bad_config.status, 400u);
 
