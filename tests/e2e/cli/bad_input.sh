@@ -96,6 +96,12 @@ expect 2 "invalid token: a Telegram bot token starts with the bot id" "$echo_bot
 expect 2 "invalid token" "$echo_bot" --token=-5:AAHsandboxTokenForLocalTests000000
 expect 2 "invalid value 'notaurl' for --api-url" "$echo_bot" --token 123456789:AAHsandboxTokenForLocalTests000000 \
   --api-url notaurl
+expect 2 "invalid value 'http://' for --api-url (or SLUICE_API_URL): it has no host" "$echo_bot" \
+  --token 123456789:AAHsandboxTokenForLocalTests000000 --api-url http://
+expect 2 "its port is not a number from 1 to 65535" "$echo_bot" \
+  --token 123456789:AAHsandboxTokenForLocalTests000000 --api-url http://127.0.0.1:70000
+expect 2 "invalid value '/nonexistent/ca.pem' for --ca-file: the file cannot be read" "$echo_bot" \
+  --token 123456789:AAHsandboxTokenForLocalTests000000 --api-url https://127.0.0.1:1 --ca-file /nonexistent/ca.pem
 expect 2 "--journal keeps the offset in its own database" "$echo_bot" --journal sqlite:///x.db --offsets memory
 expect 2 "invalid value '70000' for --webhook-port" "$echo_bot" --webhook-port 70000
 expect 2 "--webhook-port needs --webhook-secret" "$echo_bot" --webhook-port 8443
