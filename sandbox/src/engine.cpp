@@ -439,14 +439,16 @@ std::int64_t Engine::push_user_message(std::int64_t user_id, std::int64_t chat_i
                                        Instant now) {
   auto* user = find_user(user_id);
   if (user == nullptr) {
-    throw std::invalid_argument("unknown user " + std::to_string(user_id) + "; declare it in the scenario first");
+    throw std::invalid_argument("unknown user " + std::to_string(user_id) +
+                                "; declare it in the scenario or add it with POST /sandbox/config {\"users\": [...]}");
   }
   if (chat_id == 0) {
     chat_id = user_id;
   }
   auto chat_it = chats_.find(chat_id);
   if (chat_it == chats_.end()) {
-    throw std::invalid_argument("unknown chat " + std::to_string(chat_id) + "; declare it in the scenario first");
+    throw std::invalid_argument("unknown chat " + std::to_string(chat_id) +
+                                "; declare it in the scenario or add it with POST /sandbox/config {\"chats\": [...]}");
   }
   // Writing to a bot unblocks it, as Telegram's apps do.
   if (chat_id == user_id) {
