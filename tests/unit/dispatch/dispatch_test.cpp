@@ -603,10 +603,15 @@ void check_dead_letter(bool journal) {
     const auto bad_id = sandbox.push_update(bad);
     sandbox.push_message(kFirstUserId, 0, "after");
     const bool confirmed = co_await sandbox.wait_for("all_confirmed", 10s);
+    // With the journal an update is confirmed once stored, before it is
+    // handled, so confirmation alone does not mean both were handled.
+    std::function<bool()> both_handled = [&handled] { return handled == 2; };
+    const bool handled_in_time = co_await wait_until(both_handled, 10s);
     bot.stop();
     co_await runner.join();
 
     EXPECT_TRUE(confirmed);
+    EXPECT_TRUE(handled_in_time);
     EXPECT_EQ(rethrow_text(*error), "");
     EXPECT_EQ(handled, 2);
     EXPECT_TRUE(bad_id.has_value());
