@@ -299,7 +299,9 @@ try:
         ("broadcast recipients answered", f"{delivered + blocked + failed} of {recipients}",
          delivered + blocked + failed == recipients),
         ("broadcast failed sends", failed, failed == 0),
-        ("broadcast rate (messages/s)", f"{rate:.0f} (paid limit {paid_limit:.0f})", 0 < rate <= allowed_rate),
+        ("broadcast rate (messages/s)",
+         f"{rate:.0f} (paid limit {paid_limit:.0f}; at most {allowed_rate:.0f} with 5 % and the start burst)",
+         0 < rate <= allowed_rate),
     ]
     if crash:
         # Every recipient got the message; only sends in flight at the kill

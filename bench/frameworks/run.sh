@@ -21,10 +21,10 @@
 #   (process launch, so runtime start-up counts) to that point. CPU: user +
 #   sys of the bot process from /proc/<pid>/stat; peak RSS: VmHWM from
 #   /proc/<pid>/status, both read just before the bot is stopped.
-# - steady updates/s: the same rate without the start, from the moment the
-#   sandbox has counted 5 % of the sendMessage calls (then the bot has
-#   started, called getMe and polled a few times) to the end; "-" when
-#   that part lasts under 0.2 s.
+# - steady updates/s: the same rate without the start. It runs from the
+#   moment the sandbox has counted 5 % of the sendMessage calls (the bot has
+#   then started, called getMe and polled a few times) to the end. It is
+#   "-" when that part lasts under 0.2 s.
 # - Runs of all bots alternate (the order rotates each round), and the
 #   table shows medians. The machine is shared, so compare ratios.
 # - At latency L each getUpdates returns at most 100 updates and takes at
@@ -46,8 +46,9 @@
 # rows.
 #
 # Needs: node and npm (installs package-lock.json's exact versions into
-# node_modules on first use), Debian's python3-python-telegram-bot, taskset,
-# and a RelWithDebInfo build of the sluice-sandbox and echo_bot programs
+# node_modules on first use) and Debian's python3-python-telegram-bot when
+# BOTS names those frameworks or is empty, taskset, and a RelWithDebInfo
+# build of the sluice-sandbox and echo_bot programs
 # (BUILD_DIR, default build-demo; SANDBOX and ECHO_BOT override the two
 # paths). Traffic goes only to the sandbox on
 # 127.0.0.1, and every process the script starts is stopped when its run ends.
@@ -65,17 +66,29 @@ for program in "$sandbox" "$echo_bot"; do
     exit 2
   fi
 done
-if ! /usr/bin/python3 -c 'import telegram' 2>/dev/null; then
-  echo "run.sh: python-telegram-bot is missing; install it with: apt-get install python3-python-telegram-bot" >&2
-  exit 2
+# The other frameworks are needed only when BOTS names them (empty: all).
+bots="${BOTS:-}"
+wants() { [[ -z "$bots" || ",$bots," == *",$1,"* ]]; }
+versions=""
+if wants "PTB 13"; then
+  if ! /usr/bin/python3 -c 'import telegram' 2>/dev/null; then
+    echo "run.sh: python-telegram-bot is missing; install it with: apt-get install python3-python-telegram-bot" >&2
+    exit 2
+  fi
+  versions+=", python-telegram-bot $(/usr/bin/python3 -W ignore -c 'import telegram; print(telegram.__version__)')"
 fi
-if [[ ! -d "$here/node_modules/grammy" ]]; then
-  (cd "$here" && npm ci --no-audit --no-fund)
+if wants "grammY+runner" || wants "Telegraf"; then
+  if [[ ! -d "$here/node_modules/grammy" ]]; then
+    (cd "$here" && npm ci --no-audit --no-fund)
+  fi
+  versions+=", node $(node --version), grammy $(node -p "require('$here/node_modules/grammy/package.json').version")"
+  versions+=", @grammyjs/runner $(node -p "require('$here/node_modules/@grammyjs/runner/package.json').version")"
+  versions+=", telegraf $(node -p "require('$here/node_modules/telegraf/package.json').version")"
 fi
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "versions: node $(node --version), grammy $(node -p "require('$here/node_modules/grammy/package.json').version"), @grammyjs/runner $(node -p "require('$here/node_modules/@grammyjs/runner/package.json').version"), telegraf $(node -p "require('$here/node_modules/telegraf/package.json').version"), python-telegram-bot $(/usr/bin/python3 -W ignore -c 'import telegram; print(telegram.__version__)')"
+echo "versions: sluice checkout $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$versions"
 
 results_json="${RESULTS_JSON:-$here/results/last.json}"
 mkdir -p "$(dirname "$results_json")"
