@@ -1,7 +1,6 @@
 #include <sluice/sandbox/faults.hpp>
 
 #include <array>
-#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <utility>

@@ -325,7 +325,7 @@ asio::awaitable<std::vector<std::uint64_t>> SqliteConnection::run_in_transaction
   co_await before_statement();
   const InFlight in_flight(in_flight_);
   auto job = [this, &statements] {
-    exec_blocking(writer_ ? "BEGIN IMMEDIATE" : "BEGIN");
+    exec_blocking(std::string(begin_statement()).c_str());
     std::vector<std::uint64_t> counts;
     counts.reserve(statements.size());
     try {

@@ -377,8 +377,8 @@ class Client::State : public std::enable_shared_from_this<Client::State> {
   std::uint64_t next_connection_id_ = 1;
 };
 
-// Returns the parsed form of `url`, parsed at most once while it stays in
-// the cache. Clearing the cache at kMaxCachedTargets bounds its size.
+// Returns the parsed form of `url`, which is parsed again only after the
+// cache was cleared. The cache is cleared when it reaches kMaxCachedTargets.
 Target const& Client::State::target_of(std::string const& url, std::string const& operation) {
   if (auto const found = targets_.find(url); found != targets_.end()) {
     return found->second;

@@ -6,9 +6,9 @@
 // The writer sends at once what the socket buffer takes. The reader waits
 // for the first chunk of a message and then reads at once what has arrived.
 // An asynchronous Beast read goes through the executor's queue once per
-// chunk, behind every handler already queued: a 22 KiB getUpdates reply that
-// arrived with a hundred sendMessage replies took about 1 ms to read that
-// way, and 0.1 ms here.
+// chunk, behind every handler already queued. A 22 KiB getUpdates reply
+// that arrived with a hundred sendMessage replies took about 1 ms to read
+// that way, and 0.1 ms here.
 
 #include <array>
 #include <cstddef>
@@ -33,7 +33,7 @@
 namespace sluice::http::detail {
 
 inline constexpr std::size_t kHeaderReserve = 256;
-// Largest body read_message makes room for at once; a larger one grows the
+// Largest body read_message makes room for at once. A larger one grows the
 // buffer as it arrives.
 inline constexpr std::size_t kMaxReadReserve = 1024 * 1024;
 
@@ -134,9 +134,9 @@ boost::asio::awaitable<boost::system::error_code> read_message(
     // instead of one per doubling of the buffer. The parser has already
     // checked the length against its body limit.
     if (auto const remaining = parser.content_length_remaining()) {
-      auto const wanted = buffer.size() + static_cast<std::size_t>(*remaining);
-      if (wanted <= kMaxReadReserve && buffer.capacity() < wanted) {
-        buffer.reserve(wanted);
+      auto const needed = buffer.size() + static_cast<std::size_t>(*remaining);
+      if (needed <= kMaxReadReserve && buffer.capacity() < needed) {
+        buffer.reserve(needed);
       }
     }
     boost::system::error_code rest_error;

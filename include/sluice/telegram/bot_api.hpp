@@ -348,7 +348,7 @@ boost::asio::awaitable<typename Request::result_type> BotApi::call(Request reque
   } catch (...) {
     error = std::current_exception();
   }
-  // Thrown when the call is awaited, as from the other errors.
+  // Thrown when the call is awaited, like the other errors.
   return fail_later<Result>(error);
 }
 
