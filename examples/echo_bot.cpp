@@ -297,8 +297,9 @@ asio::awaitable<void> run_real(Flags flags) {
     options.offset_database = flags.offsets;
   }
 
-  // SQLite runs its calls on this pool; it is unused with PostgreSQL.
-  sluice::runtime::BlockingPool blocking(1, "journal");
+  // SQLite runs its calls on this pool, one thread for the statements and
+  // one for WAL checkpoints; it is unused with PostgreSQL.
+  sluice::runtime::BlockingPool blocking(2, "journal");
   std::optional<sluice::db::Database> database;
   std::optional<sluice::updates::SqlOffsetStore> store;
   if (!flags.journal.empty()) {

@@ -1,10 +1,13 @@
 #include <sluice/db/sqlite.hpp>
 
+#include <atomic>
 #include <charconv>
+#include <cstdint>
 
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <sluice/runtime/blocking_pool.hpp>
 #include <sluice/runtime/offload.hpp>
 
 namespace sluice::db {
@@ -46,6 +49,110 @@ std::size_t placeholder_number(const char* name, int position) {
     return 0;
   }
   return number;
+}
+
+// WAL pages that start a checkpoint: SQLite's own default.
+constexpr int kCheckpointPages = 1000;
+// WAL pages at which the writer checkpoints in its commit after all.
+constexpr int kWriterCheckpointPages = 4 * kCheckpointPages;
+
+}  // namespace
+
+// --- WalCheckpointer -----------------------------------------------------------------
+
+// Copies the WAL of one database file into the file, on a connection of its
+// own, as jobs on the blocking pool, one at a time. The writer's commits
+// report how full the WAL is. A PASSIVE checkpoint neither waits for the
+// writer nor blocks it.
+class WalCheckpointer : public std::enable_shared_from_this<WalCheckpointer> {
+ public:
+  WalCheckpointer(runtime::BlockingPool& pool, std::string path) : pool_(pool), path_(std::move(path)) {}
+  WalCheckpointer(const WalCheckpointer&) = delete;
+  WalCheckpointer& operator=(const WalCheckpointer&) = delete;
+  ~WalCheckpointer() {
+    if (db_ != nullptr) {
+      sqlite3_close_v2(db_);
+    }
+  }
+
+  // Called after each commit of the writer, on its pool thread, with the
+  // pages in the WAL. While they are 1,000 or more, keeps one checkpoint
+  // queued, because SQLite starts the WAL over only at the first write
+  // after a complete checkpoint.
+  // Returns true when the writer has to checkpoint itself: the pool is
+  // closed, this connection cannot open the file, or the writer never
+  // pauses long enough for a checkpoint to complete.
+  bool writer_must_checkpoint(int wal_pages) {
+    if (wal_pages < kCheckpointPages) {
+      return false;
+    }
+    if (wal_pages >= kWriterCheckpointPages || failed_.load(std::memory_order_acquire)) {
+      return true;
+    }
+    if (running_.exchange(true, std::memory_order_acq_rel)) {
+      return false;
+    }
+    if (runtime::detail::BlockingPoolAccess::submit(pool_, std::make_shared<Job>(shared_from_this()))) {
+      return false;
+    }
+    running_.store(false, std::memory_order_release);
+    return true;
+  }
+
+ private:
+  class Job final : public runtime::detail::BlockingJob {
+   public:
+    explicit Job(std::shared_ptr<WalCheckpointer> owner) : owner_(std::move(owner)) {}
+    void execute() noexcept override { owner_->checkpoint(); }
+    void deliver() noexcept override {}
+
+   private:
+    std::shared_ptr<WalCheckpointer> owner_;
+  };
+
+  void checkpoint() noexcept {
+    if (db_ == nullptr && !open()) {
+      failed_.store(true, std::memory_order_release);
+    } else {
+      // SQLITE_BUSY (another connection checkpoints) leaves the pages for
+      // the next one.
+      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
+    running_.store(false, std::memory_order_release);
+  }
+
+  bool open() noexcept {
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK &&
+        // A connection finds the WAL at its first read; until then a
+        // checkpoint reports that the database is not in WAL mode.
+        sqlite3_exec(db_, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr, nullptr) == SQLITE_OK) {
+      return true;
+    }
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    return false;
+  }
+
+  runtime::BlockingPool& pool_;
+  std::string path_;
+  // Used by one job at a time.
+  sqlite3* db_ = nullptr;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> failed_{false};
+};
+
+namespace {
+
+// The writer's WAL hook, which takes the place of SQLite's automatic
+// checkpoint.
+int after_wal_commit(void* checkpointer, sqlite3* db, const char* database, int wal_pages) {
+  const bool inline_checkpoint = std::string_view(database) == "main"
+                                     ? static_cast<WalCheckpointer*>(checkpointer)->writer_must_checkpoint(wal_pages)
+                                     : wal_pages >= kCheckpointPages;
+  if (inline_checkpoint) {
+    sqlite3_wal_checkpoint_v2(db, database, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+  return SQLITE_OK;
 }
 
 }  // namespace
@@ -106,6 +213,10 @@ void SqliteConnection::open_blocking(const std::string& path) {
   try {
     if (path != ":memory:") {
       exec_blocking("PRAGMA journal_mode=WAL");
+      if (writer_) {
+        checkpointer_ = std::make_shared<WalCheckpointer>(pool_, path);
+        sqlite3_wal_hook(db_, &after_wal_commit, checkpointer_.get());
+      }
     }
     exec_blocking(fmt::format("PRAGMA synchronous={}", options_.synchronous).c_str());
     exec_blocking("PRAGMA foreign_keys=ON");
@@ -128,6 +239,10 @@ void SqliteConnection::close_blocking() noexcept {
     sqlite3_close_v2(db_);
     db_ = nullptr;
   }
+  // After the writer, because a checkpoint may still be running. Whichever
+  // of the two connections closes last checkpoints the rest and removes
+  // the WAL.
+  checkpointer_.reset();
 }
 
 void SqliteConnection::exec_blocking(const char* sql) {

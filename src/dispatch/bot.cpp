@@ -282,7 +282,9 @@ updates::OffsetStore& Bot::offset_store() {
   }
   db::DatabaseOptions database_options;
   if (db::DatabaseUrl::parse(options_.offset_database).backend == db::Backend::sqlite) {
-    offset_blocking_.emplace(1, "offsets");
+    // One thread for the statements and one for WAL checkpoints, which
+    // then never hold up a stored batch.
+    offset_blocking_.emplace(2, "offsets");
     database_options.sqlite.blocking_pool = &*offset_blocking_;
   }
   offset_db_.emplace(executor_, options_.offset_database, database_options);

@@ -26,8 +26,8 @@ namespace sluice::db {
 /// parameter of the same name (durations in milliseconds).
 struct SqliteOptions {
   /// Thread pool every SQLite call runs on (SQLite blocks). Required; must
-  /// outlive the driver. Give it at least readers + 1 threads so the writer
-  /// always finds one.
+  /// outlive the driver. Give it at least readers + 2 threads so the writer
+  /// always finds one and WAL checkpoints run beside it.
   runtime::BlockingPool* blocking_pool = nullptr;
 
   /// How long a statement waits for another connection's lock (another
@@ -46,8 +46,18 @@ struct SqliteOptions {
   std::string synchronous = "NORMAL";
 };
 
+class WalCheckpointer;
+
 /// A SQLite connection; every SQLite call runs through offload() on the
 /// blocking pool. One statement at a time.
+///
+/// WAL checkpoints stay out of the writer's commits where they can. SQLite's
+/// automatic checkpoint runs in the commit that brings the WAL to 1,000
+/// pages, with two fsyncs. Here a connection of its own copies those pages
+/// into the database file as a job on the blocking pool, beside the
+/// writer's next statements. The writer checkpoints in its commit only when
+/// the pool is closed, or from 4,000 pages on when it never pauses long
+/// enough for a job to complete.
 class SqliteConnection final : public Connection {
  public:
   SqliteConnection(runtime::BlockingPool& pool, const SqliteOptions& options, bool writer);
@@ -90,6 +100,8 @@ class SqliteConnection final : public Connection {
   bool broken_ = false;
   std::unordered_map<std::string, Cached> statements_;
   std::list<std::string> statement_lru_;
+  // The writer's, for a database file; shared with a running checkpoint.
+  std::shared_ptr<WalCheckpointer> checkpointer_;
 };
 
 /// The SQLite driver of Pool<SqliteDriver>. Connections are never pinged

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include <boost/asio/steady_timer.hpp>
 #include <gtest/gtest.h>
 
 #include <sluice/runtime/blocking_pool.hpp>
@@ -179,6 +180,80 @@ asio::awaitable<void> write_rows(Database* db, int writer, int rows, int* locked
       ADD_FAILURE() << e.what();
     }
   }
+}
+
+// Waits up to 5 s for `done()`, checking every 10 ms.
+template <class Done>
+asio::awaitable<bool> eventually(Done done) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (int i = 0; i < 500 && !done(); ++i) {
+    timer.expires_after(10ms);
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+  co_return done();
+}
+
+std::uintmax_t size_or_zero(const std::filesystem::path& path) {
+  std::error_code error;
+  const std::uintmax_t size = std::filesystem::file_size(path, error);
+  return error ? 0 : size;
+}
+
+TEST(Sqlite, CheckpointsRunAsJobsOfTheirOwn) {
+  TempDir dir("checkpoint");
+  asio::io_context ioc;
+  runtime::BlockingPool blocking(3);
+  const std::string url = dir.url("c.db");
+  const std::filesystem::path file = url.substr(std::string("sqlite:///").size());
+  const std::filesystem::path wal = file.string() + "-wal";
+  run_on(ioc, [&]() -> asio::awaitable<void> {
+    Database db(ioc.get_executor(), url, sqlite_options(blocking));
+    co_await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)");
+    // Pool jobs per small INSERT, far below the 1,000 WAL pages that
+    // start a checkpoint.
+    const std::uint64_t before_small = blocking.completed();
+    const Blob small(16, std::byte{1});
+    for (int i = 0; i < 10; ++i) {
+      co_await db.execute("INSERT INTO t (data) VALUES ($1)", small);
+    }
+    const std::uint64_t jobs_per_insert = (blocking.completed() - before_small) / 10;
+
+    // 64 commits of 256 KiB, 10 ms apart, write about 4,200 pages: each
+    // checkpoint completes in a pause and SQLite starts the WAL over.
+    const std::uint64_t before = blocking.completed();
+    asio::steady_timer pause(ioc);
+    std::uintmax_t largest_wal = 0;
+    const Blob large(256 * 1024, std::byte{7});
+    for (int i = 0; i < 64; ++i) {
+      co_await db.execute("INSERT INTO t (data) VALUES ($1)", large);
+      largest_wal = std::max(largest_wal, size_or_zero(wal));
+      pause.expires_after(10ms);
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+    EXPECT_GT(blocking.completed() - before, 64 * jobs_per_insert);
+    // A WAL frame is a 4 KiB page and a 24-byte header.
+    constexpr std::uintmax_t kFrame = 4096 + 24;
+    EXPECT_LT(largest_wal, 1'500 * kFrame) << "the WAL grew to " << largest_wal << " bytes";
+
+    // 1,200 commits of 64 KiB without a pause write about 19,800 pages. A
+    // checkpoint beside them never completes, so the writer checkpoints
+    // itself from 4,000 pages on, once the running job is done.
+    largest_wal = 0;
+    const Blob medium(64 * 1024, std::byte{8});
+    for (int i = 0; i < 1'200; ++i) {
+      co_await db.execute("INSERT INTO t (data) VALUES ($1)", medium);
+      largest_wal = std::max(largest_wal, size_or_zero(wal));
+    }
+    EXPECT_LT(largest_wal, 10'000 * kFrame) << "the WAL grew to " << largest_wal << " bytes";
+    auto copied = [&] { return size_or_zero(file) >= 80 * 1024 * 1024; };
+    EXPECT_TRUE(co_await eventually(copied)) << "database file holds " << size_or_zero(file) << " bytes";
+    auto rows = co_await db.query("SELECT count(*) AS n FROM t");
+    EXPECT_EQ(rows.at(0).get<int>("n"), 1'274);
+    co_await db.close();
+    // The last connection to close copies the rest and removes the WAL.
+    auto removed = [&] { return !std::filesystem::exists(wal); };
+    EXPECT_TRUE(co_await eventually(removed));
+  });
 }
 
 TEST(Sqlite, ConcurrentWritersNeverSeeLocked) {
