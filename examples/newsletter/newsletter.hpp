@@ -32,8 +32,9 @@ struct Config {
   std::chrono::seconds progress_interval{5};
   /// Handlers running at once over all chats.
   std::size_t max_concurrent_updates = 256;
-  /// Worker threads for SQLite calls.
-  std::size_t blocking_threads = 4;
+  /// Worker threads for SQLite calls: the writer, 4 readers and WAL
+  /// checkpoints.
+  std::size_t blocking_threads = 6;
   /// Webhook mode when the port is set: listen on this address and port
   /// instead of long polling.
   std::string webhook_address = "127.0.0.1";
