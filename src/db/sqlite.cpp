@@ -1,8 +1,8 @@
 #include <sluice/db/sqlite.hpp>
 
-#include <atomic>
 #include <charconv>
-#include <cstdint>
+#include <condition_variable>
+#include <mutex>
 
 #include <fmt/format.h>
 #include <sqlite3.h>
@@ -86,20 +86,26 @@ class WalCheckpointer : public std::enable_shared_from_this<WalCheckpointer> {
     if (wal_pages < kCheckpointPages) {
       return false;
     }
-    if (wal_pages >= kWriterCheckpointPages || failed_.load(std::memory_order_acquire)) {
+    std::unique_lock lock(mutex_);
+    if (wal_pages >= kWriterCheckpointPages || failed_) {
+      make_idle(lock);
       return true;
     }
-    if (running_.exchange(true, std::memory_order_acq_rel)) {
+    if (state_ != State::idle) {
       return false;
     }
-    if (runtime::detail::BlockingPoolAccess::submit(pool_, std::make_shared<Job>(shared_from_this()))) {
-      return false;
+    auto job = std::make_shared<Job>(shared_from_this());
+    if (!runtime::detail::BlockingPoolAccess::submit(pool_, job)) {
+      return true;
     }
-    running_.store(false, std::memory_order_release);
-    return true;
+    state_ = State::queued;
+    queued_ = job.get();
+    return false;
   }
 
  private:
+  enum class State { idle, queued, running };
+
   class Job final : public runtime::detail::BlockingJob {
    public:
     explicit Job(std::shared_ptr<WalCheckpointer> owner) : owner_(std::move(owner)) {}
@@ -110,20 +116,41 @@ class WalCheckpointer : public std::enable_shared_from_this<WalCheckpointer> {
     std::shared_ptr<WalCheckpointer> owner_;
   };
 
+  // Waits until no job checkpoints, so that the writer can: a second
+  // checkpoint at the same time gets SQLITE_BUSY. A queued job is dropped,
+  // since on a pool of one thread it would wait for this commit.
+  void make_idle(std::unique_lock<std::mutex>& lock) {
+    if (state_ == State::queued && queued_->claim_for_cancel()) {
+      runtime::detail::BlockingPoolAccess::count_cancelled(pool_);
+      state_ = State::idle;
+      queued_ = nullptr;
+    }
+    idle_.wait(lock, [this] { return state_ == State::idle; });
+  }
+
   void checkpoint() noexcept {
-    if (db_ == nullptr && !open()) {
-      failed_.store(true, std::memory_order_release);
-    } else {
+    {
+      const std::lock_guard lock(mutex_);
+      state_ = State::running;
+      queued_ = nullptr;
+    }
+    const bool opened = db_ != nullptr || open();
+    if (opened) {
       // SQLITE_BUSY (another connection checkpoints) leaves the pages for
       // the next one.
       sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     }
-    running_.store(false, std::memory_order_release);
+    {
+      const std::lock_guard lock(mutex_);
+      failed_ = !opened;
+      state_ = State::idle;
+    }
+    idle_.notify_all();
   }
 
   bool open() noexcept {
     if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK &&
-        // A connection finds the WAL at its first read; until then a
+        // A connection finds the WAL at its first read. Before that, a
         // checkpoint reports that the database is not in WAL mode.
         sqlite3_exec(db_, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr, nullptr) == SQLITE_OK) {
       return true;
@@ -137,8 +164,13 @@ class WalCheckpointer : public std::enable_shared_from_this<WalCheckpointer> {
   std::string path_;
   // Used by one job at a time.
   sqlite3* db_ = nullptr;
-  std::atomic<bool> running_{false};
-  std::atomic<bool> failed_{false};
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  // The rest is guarded by mutex_.
+  State state_ = State::idle;
+  // The queued job, valid until a pool thread takes it.
+  Job* queued_ = nullptr;
+  bool failed_ = false;
 };
 
 namespace {

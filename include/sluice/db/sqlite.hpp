@@ -56,8 +56,8 @@ class WalCheckpointer;
 /// pages, with two fsyncs. Here a connection of its own copies those pages
 /// into the database file as a job on the blocking pool, beside the
 /// writer's next statements. The writer checkpoints in its commit only when
-/// the pool is closed, or from 4,000 pages on when it never pauses long
-/// enough for a job to complete.
+/// the pool is closed, or when it never pauses long enough for a job to
+/// complete: at 4,000 pages it waits for a running job and checkpoints.
 class SqliteConnection final : public Connection {
  public:
   SqliteConnection(runtime::BlockingPool& pool, const SqliteOptions& options, bool writer);
