@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -50,6 +51,9 @@ std::size_t placeholder_number(const char* name, int position) {
   }
   return number;
 }
+
+// The longest busy_timeout: sqlite3_busy_timeout() takes an int.
+constexpr std::chrono::milliseconds kMaxBusyTimeout{std::numeric_limits<int>::max()};
 
 // WAL pages that start a checkpoint: SQLite's own default.
 constexpr int kCheckpointPages = 1000;
@@ -192,7 +196,13 @@ int after_wal_commit(void* checkpointer, sqlite3* db, const char* database, int 
 SqliteOptions sqlite_options_from_url(DatabaseUrl& url, SqliteOptions options) {
   for (const auto& [key, value] : url.parameters) {
     if (key == "busy_timeout") {
-      options.busy_timeout = std::chrono::milliseconds{parse_number(value, key)};
+      const std::int64_t milliseconds = parse_number(value, key);
+      if (milliseconds > kMaxBusyTimeout.count()) {
+        throw UrlError(fmt::format("invalid database URL parameter busy_timeout=`{}`: expected at most {} ms (SQLite "
+                                   "takes an int)",
+                                   value, kMaxBusyTimeout.count()));
+      }
+      options.busy_timeout = std::chrono::milliseconds{milliseconds};
     } else if (key == "readers") {
       options.readers = static_cast<std::size_t>(parse_number(value, key));
     } else if (key == "statement_cache_size") {
@@ -235,7 +245,11 @@ void SqliteConnection::open_blocking(const std::string& path) {
   if (rc != SQLITE_OK) {
     const std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     close_blocking();
-    throw ConnectError(fmt::format("cannot open SQLite database `{}`: {}", path, message));
+    // SQLite reports only "unable to open database file" for a missing or
+    // read-only directory, the usual causes.
+    throw ConnectError(fmt::format(
+        "cannot open SQLite database `{}`: {}; check that its directory exists and that this process may write to it",
+        path, message));
   }
   sqlite3_extended_result_codes(db_, 1);
   sqlite3_busy_timeout(db_, static_cast<int>(options_.busy_timeout.count()));
@@ -530,6 +544,10 @@ SqliteDriver::SqliteDriver(DatabaseUrl url, SqliteOptions options, bool writer)
   }
   if (options_.blocking_pool == nullptr) {
     throw DbError("SQLite needs a blocking pool: set SqliteOptions::blocking_pool");
+  }
+  if (options_.busy_timeout < std::chrono::milliseconds{0} || options_.busy_timeout > kMaxBusyTimeout) {
+    throw DbError(fmt::format("SqliteOptions::busy_timeout must be 0 to {} ms, got {} ms", kMaxBusyTimeout.count(),
+                              options_.busy_timeout.count()));
   }
 }
 
