@@ -240,10 +240,10 @@ Flags read_flags(int argc, char** argv) {
       flags.flood_control = parse_switch(name, value);
     }
   }
-  if (!flags.token.empty() && !sluice::telegram::bot_id_of(flags.token)) {
-    throw std::invalid_argument(
-        "invalid token: a Telegram bot token starts with the bot id and ':' (123456789:AA...); check "
-        "--token or BOT_TOKEN");
+  if (!flags.token.empty()) {
+    if (const auto problem = sluice::telegram::check_token(flags.token)) {
+      throw std::invalid_argument(fmt::format("invalid token: {}; check --token or BOT_TOKEN", *problem));
+    }
   }
   if (!flags.ca_file.empty() && !std::ifstream(flags.ca_file).good()) {
     throw std::invalid_argument(fmt::format("invalid value '{}' for --ca-file: the file cannot be read", flags.ca_file));

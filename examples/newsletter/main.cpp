@@ -16,11 +16,14 @@
 #include <spdlog/spdlog.h>
 
 #include <sluice/db/errors.hpp>
+#include <sluice/db/sqlite.hpp>
 #include <sluice/db/url.hpp>
 #include <sluice/redis/error.hpp>
 #include <sluice/redis/url.hpp>
 #include <sluice/runtime/flags.hpp>
 #include <sluice/runtime/logging.hpp>
+#include <sluice/telegram/bot_api.hpp>
+#include <sluice/telegram/token.hpp>
 
 #include "newsletter.hpp"
 
@@ -57,12 +60,21 @@ std::string from_environment(const char* name) {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-// Parses the database and Redis URLs, so that a malformed one is a usage
-// error before anything starts. Throws po::error naming the flag. Query
-// parameters of the database URL are checked later, when the driver opens.
-void check_urls(const newsletter::Config& config) {
+// Checks the token and the URLs, so that a malformed one is a usage error
+// before anything starts. Throws po::error naming the flag. The query
+// parameters of a PostgreSQL URL are checked when the driver connects.
+void check_token_and_urls(const newsletter::Config& config) {
+  if (const auto problem = sluice::telegram::check_token(config.token)) {
+    throw po::error(fmt::format("invalid token: {}; check --token or BOT_TOKEN", *problem));
+  }
+  if (const auto problem = sluice::telegram::check_base_url(config.api_url)) {
+    throw po::error(fmt::format("invalid value '{}' for --api-url (or SLUICE_API_URL): {}", config.api_url, *problem));
+  }
   try {
-    sluice::db::DatabaseUrl::parse(config.database_url);
+    sluice::db::DatabaseUrl url = sluice::db::DatabaseUrl::parse(config.database_url);
+    if (url.backend == sluice::db::Backend::sqlite) {
+      sluice::db::sqlite_options_from_url(url, {});
+    }
   } catch (const sluice::db::UrlError& error) {
     throw po::error(fmt::format("--db: {}", error.what()));
   }
@@ -180,7 +192,7 @@ int main(int argc, char** argv) {
                                   sluice::runtime::kLogLevelNames));
     }
     spdlog::set_level(*level);
-    check_urls(config);
+    check_token_and_urls(config);
   } catch (const std::exception& error) {
     // Both po::error and the std::invalid_argument of parse_integer_flag.
     std::cerr << "newsletter: " << error.what() << "\nRun newsletter --help for the options.\n";

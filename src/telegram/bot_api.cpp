@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <exception>
 #include <stdexcept>
 
@@ -18,6 +19,7 @@
 #include <sluice/runtime/offload.hpp>
 #include <sluice/telegram/bot_api_response.hpp>
 #include <sluice/telegram/redact.hpp>
+#include <sluice/telegram/token.hpp>
 
 namespace sluice::telegram {
 namespace {
@@ -51,8 +53,14 @@ std::optional<std::string> check_base_url(std::string_view url) {
   if (parsed->host_address().empty()) {
     return std::string("it has no host");
   }
-  if (parsed->has_port() && parsed->port_number() == 0) {
-    return std::string("its port is not a number from 1 to 65535");
+  if (parsed->has_port()) {
+    // port_number() keeps only the low 16 bits of a larger number.
+    std::uint32_t port = 0;
+    const auto text = parsed->port();
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
+    if (error != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535) {
+      return std::string("its port is not a number from 1 to 65535");
+    }
   }
   if (parsed->has_query() || parsed->has_fragment()) {
     return std::string("it has a query or fragment; give the root only");
@@ -68,6 +76,9 @@ void validate(const BotApiOptions& options) {
         "BotApiOptions::token is missing or too short ({} characters); set it to the token "
         "from @BotFather",
         options.token.size()));
+  }
+  if (const auto problem = check_token(options.token)) {
+    throw std::invalid_argument(fmt::format("BotApiOptions::token is invalid: {}", *problem));
   }
   if (const auto problem = check_base_url(options.base_url)) {
     throw std::invalid_argument(

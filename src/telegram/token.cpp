@@ -3,6 +3,8 @@
 #include <charconv>
 #include <system_error>
 
+#include <fmt/format.h>
+
 namespace sluice::telegram {
 
 std::optional<std::int64_t> bot_id_of(std::string_view token) {
@@ -16,6 +18,28 @@ std::optional<std::int64_t> bot_id_of(std::string_view token) {
     return std::nullopt;
   }
   return id;
+}
+
+std::optional<std::string> check_token(std::string_view token) {
+  if (!bot_id_of(token)) {
+    return std::string("a Telegram bot token starts with the bot id and ':' (123456789:AA...)");
+  }
+  for (std::size_t i = token.find(':') + 1; i < token.size(); ++i) {
+    const char c = token[i];
+    const bool allowed = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                         c == '-';
+    if (!allowed) {
+      const auto byte = static_cast<unsigned char>(c);
+    const std::string what = byte == ' '                  ? std::string("a space")
+                             : byte < ' ' || byte == 0x7f ? std::string("a control character")
+                             : byte > '~'                 ? std::string("a non-ASCII byte")
+                                                          : fmt::format("'{}'", c);
+      return fmt::format("it contains {} at position {}; after the ':' a token has only letters, digits, '_' and "
+                         "'-'",
+                         what, i + 1);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace sluice::telegram

@@ -62,6 +62,14 @@ expect 2 "--db: invalid database URL \`sqlite://\`: the file path is empty" "$ne
 expect 2 "--db: invalid database URL \`mysql://x\`: unsupported scheme" "$newsletter" --db mysql://x
 expect 2 "--db: invalid database URL \`nonsense\`: missing scheme" "$newsletter" --db nonsense
 expect 2 "--redis: invalid Redis URL" "$newsletter" --redis http://x
+expect 2 "--db: invalid database URL parameter busy_timeout=\`4294967296\`: expected at most 2147483647 ms" \
+  "$newsletter" --db "sqlite:///x.db?busy_timeout=4294967296"
+expect 2 "--db: invalid database URL parameter readers=\`-1\`" "$newsletter" --db "sqlite:///x.db?readers=-1"
+expect 2 "invalid value 'ftp://x' for --api-url (or SLUICE_API_URL): it must start with http:// or https://" \
+  "$newsletter" --api-url ftp://x
+expect 2 "its port is not a number from 1 to 65535" "$newsletter" --api-url http://127.0.0.1:99999
+expect 2 "invalid token: it contains a space at position 8" "$newsletter" --token "123:abc def"
+expect 2 "invalid token: a Telegram bot token starts with the bot id" "$newsletter" --token not-a-token
 expect 0 "--global-rate" "$newsletter" --help
 unset BOT_TOKEN
 
@@ -100,6 +108,9 @@ expect 2 "invalid value 'http://' for --api-url (or SLUICE_API_URL): it has no h
   --token 123456789:AAHsandboxTokenForLocalTests000000 --api-url http://
 expect 2 "its port is not a number from 1 to 65535" "$echo_bot" \
   --token 123456789:AAHsandboxTokenForLocalTests000000 --api-url http://127.0.0.1:70000
+expect 2 "its port is not a number from 1 to 65535" "$echo_bot" \
+  --token 123456789:AAHsandboxTokenForLocalTests000000 --api-url http://127.0.0.1:99999
+expect 2 "invalid token: it contains a space at position 14" "$echo_bot" --token "123456789:AAH sandbox"
 expect 2 "invalid value '/nonexistent/ca.pem' for --ca-file: the file cannot be read" "$echo_bot" \
   --token 123456789:AAHsandboxTokenForLocalTests000000 --api-url https://127.0.0.1:1 --ca-file /nonexistent/ca.pem
 expect 2 "--journal keeps the offset in its own database" "$echo_bot" --journal sqlite:///x.db --offsets memory

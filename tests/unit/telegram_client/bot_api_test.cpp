@@ -503,6 +503,8 @@ TEST(BotApi, CheckBaseUrlNamesTheProblem) {
       {"http://", "no host"},
       {"http://127.0.0.1:0", "port"},
       {"http://127.0.0.1:70000", "port"},
+      {"http://127.0.0.1:99999", "port"},
+      {"http://127.0.0.1:4294967297", "port"},
       {"https://example.org/?token=x", "query"},
   };
   for (const auto& [url, expected] : cases) {
