@@ -3,7 +3,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cerrno>
 #include <deque>
 #include <optional>
@@ -37,6 +36,7 @@
 #include <sluice/runtime/logging.hpp>
 
 #include "http/deadline.hpp"
+#include "http/url_port.hpp"
 #include "http/wire.hpp"
 
 namespace sluice::http {
@@ -107,18 +107,6 @@ struct Target {
   bool host_is_ip = false;
 };
 
-// Returns the URL's port, or 0 when it is not a number from 1 to 65535.
-// Boost.URL's port_number() keeps only the low 16 bits of a larger number.
-std::uint16_t port_of(boost::urls::url_view_base const& url) {
-  std::uint32_t port = 0;
-  auto const text = url.port();
-  auto const [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
-  if (error != std::errc{} || end != text.data() + text.size() || port > 65535) {
-    return 0;
-  }
-  return static_cast<std::uint16_t>(port);
-}
-
 Target parse_target(std::string const& url, std::string const& operation) {
   auto const fail = [&](std::string const& why) {
     return HttpError(ErrorKind::invalid_request, Delivery::not_sent, "", operation, {}, why);
@@ -141,7 +129,7 @@ Target parse_target(std::string const& url, std::string const& operation) {
   auto const host_type = view.host_type();
   target.host_is_ip = host_type == boost::urls::host_type::ipv4 || host_type == boost::urls::host_type::ipv6;
   std::uint16_t const default_port = target.tls ? 443 : 80;
-  target.port = view.has_port() ? port_of(view) : default_port;
+  target.port = view.has_port() ? detail::port_of(view) : default_port;
   if (view.has_port() && target.port == 0) {
     throw fail("the URL has port 0 or an invalid port");
   }
@@ -175,7 +163,7 @@ std::optional<ProxyConfig> parse_proxy(std::string const& proxy) {
   ProxyConfig config;
   config.host = parsed->host_address();
   if (parsed->has_port()) {
-    config.port = port_of(*parsed);
+    config.port = detail::port_of(*parsed);
     if (config.port == 0) {
       throw std::invalid_argument("http::ClientOptions::proxy has port 0 or a port above 65535");
     }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <exception>
 #include <stdexcept>
 
@@ -20,6 +19,8 @@
 #include <sluice/telegram/bot_api_response.hpp>
 #include <sluice/telegram/redact.hpp>
 #include <sluice/telegram/token.hpp>
+
+#include "http/url_port.hpp"
 
 namespace sluice::telegram {
 namespace {
@@ -53,14 +54,8 @@ std::optional<std::string> check_base_url(std::string_view url) {
   if (parsed->host_address().empty()) {
     return std::string("it has no host");
   }
-  if (parsed->has_port()) {
-    // port_number() keeps only the low 16 bits of a larger number.
-    std::uint32_t port = 0;
-    const auto text = parsed->port();
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
-    if (error != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535) {
-      return std::string("its port is not a number from 1 to 65535");
-    }
+  if (parsed->has_port() && http::detail::port_of(*parsed) == 0) {
+    return std::string("its port is not a number from 1 to 65535");
   }
   if (parsed->has_query() || parsed->has_fragment()) {
     return std::string("it has a query or fragment; give the root only");
