@@ -52,12 +52,12 @@ std::size_t placeholder_number(const char* name, int position) {
   return number;
 }
 
-// The longest busy_timeout: sqlite3_busy_timeout() takes an int.
+// Maximum busy_timeout, because sqlite3_busy_timeout() takes an int.
 constexpr std::chrono::milliseconds kMaxBusyTimeout{std::numeric_limits<int>::max()};
 
 // WAL pages that start a checkpoint: SQLite's own default.
 constexpr int kCheckpointPages = 1000;
-// WAL pages at which the writer checkpoints in its commit after all.
+// WAL pages at which the writer checkpoints in its own commit.
 constexpr int kWriterCheckpointPages = 4 * kCheckpointPages;
 
 }  // namespace

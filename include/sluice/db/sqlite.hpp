@@ -100,7 +100,8 @@ class SqliteConnection final : public Connection {
   bool broken_ = false;
   std::unordered_map<std::string, Cached> statements_;
   std::list<std::string> statement_lru_;
-  // The writer's, for a database file; shared with a running checkpoint.
+  // The writer's checkpointer for a database file, shared with a running
+  // checkpoint job.
   std::shared_ptr<WalCheckpointer> checkpointer_;
 };
 

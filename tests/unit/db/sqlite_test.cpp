@@ -236,7 +236,7 @@ TEST(Sqlite, CheckpointsRunAsJobsOfTheirOwn) {
     EXPECT_LT(largest_wal, 1'500 * kFrame) << "the WAL grew to " << largest_wal << " bytes";
 
     // 1,200 commits of 64 KiB without a pause write about 19,800 pages. A
-    // checkpoint beside them never completes, so the writer checkpoints
+    // checkpoint beside them does not complete, so the writer checkpoints
     // itself at 4,000 pages, once the running job is done.
     largest_wal = 0;
     const Blob medium(64 * 1024, std::byte{8});
